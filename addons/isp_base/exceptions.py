@@ -1,0 +1,28 @@
+# This file is part of the ISP suite.  The COPYRIGHT file at the top level of
+# this repository contains the full copyright notices and license terms.
+from trytond.exceptions import UserError
+from trytond.model.exceptions import ValidationError
+
+
+class NationalIDValidationError(ValidationError):
+    "A subscriber's national ID (NIK) is malformed"
+
+
+class PhoneValidationError(ValidationError):
+    "A phone or WhatsApp number is not a valid number"
+
+
+class CoordinateValidationError(ValidationError):
+    "A latitude or longitude is out of range"
+
+
+class LocationCodeValidationError(ValidationError):
+    "A location code is not 2 to 5 capital letters"
+
+
+class PlanValidationError(ValidationError):
+    "A plan's rates, burst, quota or fees are inconsistent"
+
+
+class SubscriberError(UserError):
+    "A subscriber cannot be saved as asked"

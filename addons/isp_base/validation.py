@@ -1,0 +1,140 @@
+# This file is part of the ISP suite.  The COPYRIGHT file at the top level of
+# this repository contains the full copyright notices and license terms.
+"""Pure validation and formatting helpers shared by the ISP modules.
+
+They take plain values and return plain values (or a reason string), so the
+models, the demo data generator and the benchmarks use the same rules.
+"""
+import datetime
+import re
+
+try:
+    import phonenumbers
+    from phonenumbers import NumberParseException, PhoneNumberFormat
+except ImportError:  # pragma: no cover
+    phonenumbers = None
+
+NIK_RE = re.compile(r'^\d{16}$')
+LOCATION_CODE_RE = re.compile(r'^[A-Z]{2,5}$')
+
+
+def nik_problem(nik):
+    """Return why `nik` is not a valid Indonesian national ID, or None.
+
+    A NIK is 16 digits: province (2), regency (2), district (2), date of birth
+    DDMMYY (women add 40 to the day) and a 4-digit serial.  Region codes and
+    the serial are never zero.
+    """
+    if not NIK_RE.match(nik or ''):
+        return 'length'
+    province, regency, district = nik[0:2], nik[2:4], nik[4:6]
+    if '00' in {province, regency, district}:
+        return 'region'
+    day, month, year = int(nik[6:8]), int(nik[8:10]), int(nik[10:12])
+    if day > 40:
+        day -= 40
+    valid_date = False
+    for century in (1900, 2000):
+        try:
+            datetime.date(century + year, month, day)
+        except ValueError:
+            continue
+        valid_date = True
+        break
+    if not valid_date:
+        return 'birth_date'
+    if nik[12:16] == '0000':
+        return 'serial'
+    return None
+
+
+def nik_birth_date(nik, today=None):
+    "Return the date of birth and the sex ('male'/'female') encoded in a NIK"
+    today = today or datetime.date.today()
+    day, month, year = int(nik[6:8]), int(nik[8:10]), int(nik[10:12])
+    sex = 'male'
+    if day > 40:
+        day -= 40
+        sex = 'female'
+    century = 2000 if 2000 + year <= today.year else 1900
+    try:
+        birth = datetime.date(century + year, month, day)
+    except ValueError:
+        birth = datetime.date(1900 + year, month, day)
+    return birth, sex
+
+
+def normalize_phone(number, country_code=None):
+    """Return `number` in E.164 or None when it is not a valid number.
+
+    A national number is read in `country_code` (ISO 3166 alpha-2); a number
+    starting with '+' or '00' carries its own country.
+    """
+    if not number:
+        return None
+    if phonenumbers is None:  # pragma: no cover
+        raise RuntimeError("phonenumbers is required")
+    value = number.strip()
+    if value.startswith('00'):
+        value = '+' + value[2:]
+    try:
+        parsed = phonenumbers.parse(
+            value, country_code.upper() if country_code else None)
+    except NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(parsed):
+        return None
+    return phonenumbers.format_number(parsed, PhoneNumberFormat.E164)
+
+
+def coordinate_problem(latitude, longitude):
+    "Return 'latitude' or 'longitude' when out of range, else None"
+    if latitude is not None and not -90 <= latitude <= 90:
+        return 'latitude'
+    if longitude is not None and not -180 <= longitude <= 180:
+        return 'longitude'
+    return None
+
+
+def format_rate(kbps):
+    "Format a rate in kbit/s the way MikroTik reads it: 512k, 10M, 1500k"
+    if not kbps:
+        return '0'
+    if kbps % 1000 == 0:
+        return '%dM' % (kbps // 1000)
+    return '%dk' % kbps
+
+
+def rate_limit(upload, download, burst_upload=None, burst_download=None,
+        threshold_upload=None, threshold_download=None,
+        burst_time=None):
+    """Return MikroTik's rate-limit string.
+
+    MikroTik reads rx/tx from the router's side: rx is what the client
+    uploads, tx what it downloads, so the pair is upload/download.
+    """
+    value = '%s/%s' % (format_rate(upload), format_rate(download))
+    if (burst_upload and burst_download and threshold_upload
+            and threshold_download and burst_time):
+        value += ' %s/%s %s/%s %d/%d' % (
+            format_rate(burst_upload), format_rate(burst_download),
+            format_rate(threshold_upload), format_rate(threshold_download),
+            burst_time, burst_time)
+    return value
+
+
+def national_id_problem(number, country_code=None):
+    """Return why `number` is not a valid national ID for the branch's
+    country, or None.  Indonesian branches (and branches with no country)
+    use the NIK rules; Kenya's ID cards carry 6 to 9 digits; elsewhere any
+    4 to 32 letters or digits."""
+    country_code = (country_code or 'ID').upper()
+    if country_code == 'ID':
+        return nik_problem(number)
+    if country_code == 'KE':
+        if not re.match(r'^\d{6,9}$', number or ''):
+            return 'length_ke'
+        return None
+    if not re.match(r'^[0-9A-Za-z]{4,32}$', number or ''):
+        return 'format'
+    return None

@@ -1,0 +1,13 @@
+# This file is part of the ISP suite.  The COPYRIGHT file at the top level of
+# this repository contains the full copyright notices and license terms.
+
+from trytond.modules.company.tests import CompanyTestMixin
+from trytond.tests.test_tryton import ModuleTestCase
+
+
+class IspVoucherTestCase(CompanyTestMixin, ModuleTestCase):
+    "Test isp_voucher module"
+    module = 'isp_voucher'
+
+
+del ModuleTestCase

@@ -1,0 +1,95 @@
+# This file is part of the ISP suite.  The COPYRIGHT file at the top level of
+# this repository contains the full copyright notices and license terms.
+"""pytest plugin for the Tryton modules in addons/.
+
+- aliases each `addons/<name>` package to `trytond.modules.<name>`, so pytest
+  does not import a module a second time under its short name;
+- collects `addons/*/tests/scenario*.rst` as one pytest item per scenario (and
+  per configuration of its `.json` file), run through doctest with Tryton's own
+  setup, teardown, checker and option flags (`load_doc_tests` is a unittest
+  hook that pytest ignores).
+"""
+import doctest
+import importlib
+import json
+import pathlib
+import sys
+import unittest
+
+import pytest
+
+ROOT = pathlib.Path(__file__).parent
+ADDONS = ROOT / 'addons'
+
+
+def pytest_configure(config):
+    sys.path.insert(0, str(ROOT))
+    for path in sorted(ADDONS.iterdir()):
+        if (path / 'tryton.cfg').exists():
+            module = importlib.import_module('trytond.modules.' + path.name)
+            sys.modules.setdefault(path.name, module)
+
+
+def pytest_collect_file(parent, file_path):
+    if (file_path.suffix == '.rst'
+            and file_path.name.startswith('scenario')
+            and file_path.parent.name == 'tests'
+            and ADDONS in file_path.parents):
+        return ScenarioFile.from_parent(parent, path=file_path)
+
+
+class ScenarioFile(pytest.File):
+
+    def collect(self):
+        config = self.path.with_suffix('.json')
+        configs = json.loads(config.read_text()) if config.exists() else [{}]
+        for i, globs in enumerate(configs):
+            name = self.path.name if len(configs) == 1 else (
+                '%s[%d]' % (self.path.name, i))
+            yield ScenarioItem.from_parent(self, name=name, globs=globs)
+
+
+class ScenarioFailure(Exception):
+    pass
+
+
+class ScenarioItem(pytest.Item):
+
+    def __init__(self, *, globs, **kwargs):
+        super().__init__(**kwargs)
+        self.globs = globs
+
+    def runtest(self):
+        from trytond import backend
+        from trytond.tests.test_tryton import (
+            STRIP_DECIMAL,
+            doctest_checker,
+            doctest_setup,
+            doctest_teardown,
+        )
+        optionflags = (
+            doctest.REPORT_ONLY_FIRST_FAILURE
+            | doctest.ELLIPSIS
+            | doctest.IGNORE_EXCEPTION_DETAIL)
+        if backend.name == 'sqlite':
+            optionflags |= STRIP_DECIMAL
+        suite = doctest.DocFileSuite(
+            str(self.path), module_relative=False, globs=dict(self.globs),
+            setUp=doctest_setup, tearDown=doctest_teardown,
+            encoding='utf-8', checker=doctest_checker,
+            optionflags=optionflags)
+        result = unittest.TestResult()
+        suite.run(result)
+        problems = result.failures + result.errors
+        if problems:
+            raise ScenarioFailure('\n'.join(text for _, text in problems))
+        if not result.testsRun:
+            raise ScenarioFailure('no doctest ran in %s' % self.path)
+
+    def repr_failure(self, excinfo):
+        if isinstance(excinfo.value, ScenarioFailure):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self):
+        return self.path, 0, 'scenario: %s' % self.name
