@@ -1,0 +1,129 @@
+# This file is part of the ISP suite.  The COPYRIGHT file at the top level of
+# this repository contains the full copyright notices and license terms.
+"""The README's demo command, run as a newcomer would: it installs, creates
+the SQLite database, activates the six modules, loads the demo data and
+serves the back office; the printed login lists the demo data over the
+server's JSON-RPC, and a branch user sees only the branch."""
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+import requests
+
+from tools.rpc import RPCClient
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def _start_demo(demo_dir, port):
+    env = dict(os.environ, ISP_DEMO_DIR=str(demo_dir), ISP_DEMO_PORT=str(port))
+    for name in ['TRYTOND_DATABASE_URI', 'DB_NAME', 'DB_CACHE']:
+        env.pop(name, None)
+    process = subprocess.Popen(
+        [os.path.join(ROOT, 'scripts', 'demo')], cwd=ROOT, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True)
+    output = []
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        output.append(line)
+        if 'Login:' in line:
+            break
+    text = ''.join(output)
+    match = re.search(r'Login: (\S+)\s+Password: (\S+)', text)
+    url = re.search(r'(http://127\.0\.0\.1:\d+/)', text)
+    if not (match and url):
+        _stop(process)
+        pytest.fail('the demo did not print its login:\n' + text)
+    for _ in range(300):
+        try:
+            with socket.create_connection(('127.0.0.1', port), timeout=1):
+                break
+        except OSError:
+            time.sleep(0.2)
+    return process, url.group(1), match.group(1), match.group(2), text
+
+
+def _stop(process):
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+@pytest.fixture(scope='module')
+def demo_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp('demo')
+
+
+def test_demo_serves_back_office_with_demo_data(demo_dir):
+    port = _free_port()
+    process, url, login, password, output = _start_demo(demo_dir, port)
+    try:
+        assert url == f'http://127.0.0.1:{port}/'
+        page = requests.get(url, timeout=30)
+        assert page.status_code == 200
+        assert 'sao' in page.text.lower()
+
+        client = RPCClient(url, 'isp_demo')
+        assert client.login(login, password)
+        subscribers = client.call('model.party.party.search_read',
+            [('is_subscriber', '=', True)], 0, None, None,
+            ['name', 'national_id', 'whatsapp', 'isp_company.rec_name'])
+        assert len(subscribers) >= 60
+        assert all(s['whatsapp'].startswith('+') for s in subscribers)
+        branches = {s['isp_company.']['rec_name'] for s in subscribers}
+        assert branches == {'Nusantara Net Bandung', 'Nusantara Net Nairobi'}
+        plans = client.call('model.product.template.search_read',
+            [('isp_plan', '=', True)], 0, None, None, ['name', 'rate_limit'])
+        assert len(plans) == 8
+        assert all(p['rate_limit'] for p in plans)
+        locations = client.call('model.isp.location.search_read',
+            [], 0, None, None, ['code'])
+        assert {loc['code'] for loc in locations} >= {'KCB', 'WSTL'}
+
+        branch_user = RPCClient(url, 'isp_demo')
+        branch_user.login('bdg_cs', password)
+        seen = branch_user.call('model.party.party.search_read',
+            [('is_subscriber', '=', True)], 0, None, None,
+            ['isp_company.rec_name'])
+        assert len(seen) == 40
+        assert {s['isp_company.']['rec_name'] for s in seen} == {
+            'Nusantara Net Bandung'}
+    finally:
+        _stop(process)
+
+
+def test_demo_runs_again_reusing_what_exists(demo_dir):
+    port = _free_port()
+    start = time.monotonic()
+    process, url, login, password, output = _start_demo(demo_dir, port)
+    try:
+        assert 'activating' not in output
+        assert 'Nusantara Net Bandung: 0 subscribers created' in output
+        client = RPCClient(url, 'isp_demo')
+        client.login(login, password)
+        count = client.call('model.party.party.search_count',
+            [('is_subscriber', '=', True)])
+        assert count == 65
+    finally:
+        _stop(process)
+    assert time.monotonic() - start < 600
