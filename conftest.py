@@ -12,6 +12,7 @@
 import doctest
 import importlib
 import json
+import os
 import pathlib
 import sys
 import unittest
@@ -28,6 +29,31 @@ def pytest_configure(config):
         if (path / 'tryton.cfg').exists():
             module = importlib.import_module('trytond.modules.' + path.name)
             sys.modules.setdefault(path.name, module)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Write this run's counts to $ISP_RESULTS_FILE (JSON) for scripts/test,
+    which adds up its runs: tests, not subtests, are counted."""
+    path = os.environ.get('ISP_RESULTS_FILE')
+    if not path:
+        return
+    from _pytest.subtests import SubtestReport
+
+    def count(*categories):
+        return sum(
+            1 for category in categories
+            for report in terminalreporter.stats.get(category, [])
+            if not isinstance(report, SubtestReport)
+            and getattr(report, 'when', 'call') in {'call', 'setup'})
+    failed_subtests = sum(
+        1 for report in terminalreporter.stats.get('failed', [])
+        if isinstance(report, SubtestReport))
+    with open(path, 'w') as fp:
+        json.dump({
+                'passed': count('passed'),
+                'failed': count('failed', 'error') + failed_subtests,
+                'skipped': count('skipped'),
+                }, fp)
 
 
 def pytest_collect_file(parent, file_path):
