@@ -74,42 +74,83 @@ def demo_dir(tmp_path_factory):
     return tmp_path_factory.mktemp('demo')
 
 
-def test_demo_serves_back_office_with_demo_data(demo_dir):
+@pytest.fixture(scope='module')
+def demo(demo_dir):
+    "The demo command, run once for the first tests of this module"
     port = _free_port()
     process, url, login, password, output = _start_demo(demo_dir, port)
     try:
         assert url == f'http://127.0.0.1:{port}/'
-        page = requests.get(url, timeout=30)
-        assert page.status_code == 200
-        assert 'sao' in page.text.lower()
-
-        client = RPCClient(url, 'isp_demo')
-        assert client.login(login, password)
-        subscribers = client.call('model.party.party.search_read',
-            [('is_subscriber', '=', True)], 0, None, None,
-            ['name', 'national_id', 'whatsapp', 'isp_company.rec_name'])
-        assert len(subscribers) >= 60
-        assert all(s['whatsapp'].startswith('+') for s in subscribers)
-        branches = {s['isp_company.']['rec_name'] for s in subscribers}
-        assert branches == {'Nusantara Net Bandung', 'Nusantara Net Nairobi'}
-        plans = client.call('model.product.template.search_read',
-            [('isp_plan', '=', True)], 0, None, None, ['name', 'rate_limit'])
-        assert len(plans) == 8
-        assert all(p['rate_limit'] for p in plans)
-        locations = client.call('model.isp.location.search_read',
-            [], 0, None, None, ['code'])
-        assert {loc['code'] for loc in locations} >= {'KCB', 'WSTL'}
-
-        branch_user = RPCClient(url, 'isp_demo')
-        branch_user.login('bdg_cs', password)
-        seen = branch_user.call('model.party.party.search_read',
-            [('is_subscriber', '=', True)], 0, None, None,
-            ['isp_company.rec_name'])
-        assert len(seen) == 40
-        assert {s['isp_company.']['rec_name'] for s in seen} == {
-            'Nusantara Net Bandung'}
+        yield url, login, password
     finally:
         _stop(process)
+
+
+def test_demo_serves_back_office_with_demo_data(demo):
+    url, login, password = demo
+    page = requests.get(url, timeout=30)
+    assert page.status_code == 200
+    assert 'sao' in page.text.lower()
+
+    client = RPCClient(url, 'isp_demo')
+    assert client.login(login, password)
+    subscribers = client.call('model.party.party.search_read',
+        [('is_subscriber', '=', True)], 0, None, None,
+        ['name', 'national_id', 'whatsapp', 'isp_company.rec_name'])
+    assert len(subscribers) >= 60
+    assert all(s['whatsapp'].startswith('+') for s in subscribers)
+    branches = {s['isp_company.']['rec_name'] for s in subscribers}
+    assert branches == {'Nusantara Net Bandung', 'Nusantara Net Nairobi'}
+    plans = client.call('model.product.template.search_read',
+        [('isp_plan', '=', True)], 0, None, None, ['name', 'rate_limit'])
+    assert len(plans) == 8
+    assert all(p['rate_limit'] for p in plans)
+    locations = client.call('model.isp.location.search_read',
+        [], 0, None, None, ['code'])
+    assert {loc['code'] for loc in locations} >= {'KCB', 'WSTL'}
+
+    branch_user = RPCClient(url, 'isp_demo')
+    branch_user.login('bdg_cs', password)
+    seen = branch_user.call('model.party.party.search_read',
+        [('is_subscriber', '=', True)], 0, None, None,
+        ['isp_company.rec_name'])
+    assert len(seen) == 40
+    assert {s['isp_company.']['rec_name'] for s in seen} == {
+        'Nusantara Net Bandung'}
+
+
+CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu',
+    '--disable-background-networking', '--no-first-run',
+    '--disable-component-update', '--disable-sync']
+
+
+def test_back_office_in_browser(demo, tmp_path):
+    "Staff log into the sao back office in Chromium and list subscribers"
+    sync_api = pytest.importorskip('playwright.sync_api')
+    url, login, password = demo
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path='/usr/bin/chromium', args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={'width': 1400, 'height': 900})
+            page.goto(url)
+            page.get_by_text('User name').wait_for(timeout=30000)
+            page.fill('#login', 'bdg_cs')
+            page.press('#login', 'Enter')
+            page.fill('input[type=password]', password, timeout=30000)
+            page.press('input[type=password]', 'Enter')
+            page.get_by_text('ISP', exact=True).first.wait_for(timeout=30000)
+            menu = page.get_by_text('Subscribers', exact=True).first
+            if not menu.is_visible():
+                page.get_by_text('ISP', exact=True).first.click()
+            menu.click(timeout=30000)
+            page.get_by_text('Subscriber Code').wait_for(timeout=30000)
+            page.get_by_text('/40').wait_for(timeout=30000)
+            page.screenshot(path=str(tmp_path / 'subscribers.png'))
+            assert page.get_by_text('KCB - Kecubung').count() > 0
+            assert page.get_by_text('WSTL - Westlands').count() == 0
+        finally:
+            browser.close()
 
 
 def test_demo_runs_again_reusing_what_exists(demo_dir):

@@ -57,7 +57,7 @@ COUNTRIES = {
 
 def _permute(index, modulus, seed):
     "A bijection of range(modulus): distinct indexes give distinct values"
-    multiplier = 7919  # prime, coprime with powers of 10
+    multiplier = 2654435761  # coprime with powers of 10
     return (index * multiplier + seed) % modulus
 
 
@@ -79,7 +79,7 @@ def _kenyan_id(index, seed):
 def _mobile(index, country, seed):
     data = COUNTRIES[country]
     digits = data['mobile_digits']
-    number = _permute(index // len(data['mobile']), 10 ** digits, seed)
+    number = _permute(index, 10 ** digits, seed)
     prefix = data['mobile'][index % len(data['mobile'])]
     return '+%s%s%0*d' % (data['calling_code'], prefix, digits, number)
 
@@ -308,6 +308,9 @@ def load(pool, password):
                 location_records, plan_records, count)
         summary.append((name, created))
     _staff(pool, companies, password)
+    # The demo is configured: no first-login configuration wizard.
+    Item = pool.get('ir.module.config_wizard.item')
+    Item.write(Item.search([('state', '!=', 'done')]), {'state': 'done'})
     return summary
 
 
