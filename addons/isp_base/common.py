@@ -25,3 +25,14 @@ def set_branch_context(cls, company_field):
         if issubclass(target, CompanyMultiValueMixin):
             field.context = {**field.context, 'company': company}
             field.depends = field.depends | {company_field}
+
+
+def rec_name_domain(clause, names):
+    """Return the domain searching `clause` (a rec_name clause) on each field
+    of `names`: any of them matches, or none for a negative operator."""
+    _, operator, operand, *extra = clause
+    if operator.startswith('!') or operator.startswith('not '):
+        bool_op = 'AND'
+    else:
+        bool_op = 'OR'
+    return [bool_op, *((name, operator, operand, *extra) for name in names)]

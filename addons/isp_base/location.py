@@ -4,6 +4,7 @@ from trytond.i18n import gettext
 from trytond.model import DeactivableMixin, ModelSQL, ModelView, Unique, fields
 from trytond.transaction import Transaction
 
+from .common import rec_name_domain
 from .exceptions import LocationCodeValidationError
 from .validation import LOCATION_CODE_RE
 
@@ -48,15 +49,7 @@ class Location(DeactivableMixin, ModelSQL, ModelView):
 
     @classmethod
     def search_rec_name(cls, name, clause):
-        _, operator, operand, *extra = clause
-        if operator.startswith('!') or operator.startswith('not '):
-            bool_op = 'AND'
-        else:
-            bool_op = 'OR'
-        return [bool_op,
-            ('code', operator, operand, *extra),
-            ('name', operator, operand, *extra),
-            ]
+        return rec_name_domain(clause, ['code', 'name'])
 
     @classmethod
     def validate_fields(cls, locations, field_names):

@@ -1,13 +1,539 @@
 # This file is part of the ISP suite.  The COPYRIGHT file at the top level of
 # this repository contains the full copyright notices and license terms.
+import datetime as dt
+import re
+import time
+from decimal import Decimal
 
-from trytond.modules.company.tests import CompanyTestMixin
-from trytond.tests.test_tryton import ModuleTestCase
+from trytond.modules.company.tests import (
+    CompanyTestMixin,
+    create_company,
+    set_company,
+)
+from trytond.pool import Pool
+from trytond.tests.test_tryton import ModuleTestCase, with_transaction
+from trytond.transaction import Transaction
+
+from tools.routeros_sim import Router as SimRouter
+from trytond.modules.isp_network.converge import diff, live_status
+from trytond.modules.isp_network.routeros import parse_duration
+from trytond.modules.isp_network.service import (
+    generate_password,
+    pick_username,
+)
+
+PASSWORD = 'S3cret-api'
 
 
-class IspNetworkTestCase(CompanyTestMixin, ModuleTestCase):
+class NetworkMixin:
+    "Helpers building a branch with a plan, a location and routers"
+
+    def setUp(self):
+        super().setUp()
+        self.sims = []
+
+    def tearDown(self):
+        for sim in self.sims:
+            sim.stop()
+        super().tearDown()
+
+    def sim(self, **kwargs):
+        kwargs.setdefault('password', PASSWORD)
+        sim = SimRouter(**kwargs)
+        sim.start()
+        self.sims.append(sim)
+        return sim
+
+    def branch(self):
+        pool = Pool()
+        Location = pool.get('isp.location')
+        company = create_company()
+        with set_company(company):
+            location, = Location.create([{'code': 'KCB', 'name': "Kcb"}])
+        return company, location
+
+    def plan(self, name="Home 20M", download=20000, upload=5000, **values):
+        pool = Pool()
+        Template = pool.get('product.template')
+        Uom = pool.get('product.uom')
+        unit, = Uom.search([('name', '=', 'Unit')])
+        template, = Template.create([{
+                    'name': name, 'type': 'service',
+                    'default_uom': unit.id, 'isp_plan': True,
+                    'download_rate': download, 'upload_rate': upload,
+                    'list_price': Decimal('250000'),
+                    **values}])
+        return template
+
+    def router(self, sim, code='CKP', **values):
+        pool = Pool()
+        Router = pool.get('isp.router')
+        router, = Router.create([{
+                    'name': code, 'code': code, 'host': sim.host,
+                    'port': sim.port, 'api_username': 'admin',
+                    'api_password': PASSWORD, 'timeout': 5, **values}])
+        return router
+
+    def register(self, location, plan, router, **values):
+        pool = Pool()
+        Service = pool.get('isp.service')
+        return Service.register({
+                'name': values.pop('name', "Budi"), 'location': location.id,
+                'plan': plan.id, 'router': router.id if router else None,
+                **values})
+
+    def flush(self, *routers):
+        "Run the provisioning tasks the transaction queued"
+        pool = Pool()
+        Router = pool.get('isp.router')
+        Transaction().tasks.clear()
+        Router.provision(list(routers))
+
+
+class IspNetworkTestCase(NetworkMixin, CompanyTestMixin, ModuleTestCase):
     "Test isp_network module"
     module = 'isp_network'
+
+    @property
+    def _skip_company_rule(self):
+        # plans are shared when their branch is empty (isp_base's rule)
+        return super()._skip_company_rule | {
+            ('party.party', 'isp_company'),
+            ('product.template', 'isp_company'),
+            }
+
+    def test_pick_username(self):
+        "User names are {CODE}{3 digits}, and grow a digit when full"
+        name = pick_username('CKP', set())
+        self.assertRegex(name, r'^CKP\d{3}$')
+        taken = {'CKP%03d' % i for i in range(1000)}
+        self.assertRegex(pick_username('CKP', taken), r'^CKP\d{4}$')
+        taken.discard('CKP417')
+        self.assertEqual(pick_username('CKP', taken), 'CKP417')
+        # other routers' names and other lengths do not count
+        self.assertRegex(pick_username('CK', taken), r'^CK\d{3}$')
+
+    def test_generate_password(self):
+        "Passwords: 8 letters and digits, mixed, all different"
+        passwords = {generate_password() for _ in range(200)}
+        self.assertEqual(len(passwords), 200)
+        for password in passwords:
+            self.assertRegex(password, r'^[A-Za-z0-9]{8}$')
+            self.assertTrue(re.search(r'\d', password))
+
+    def test_parse_duration(self):
+        "RouterOS durations in both notations"
+        self.assertEqual(parse_duration('1w2d3h4m5s'), 788645)
+        self.assertEqual(parse_duration('5m10s500ms'), 310)
+        self.assertEqual(parse_duration('1d02:00:01'), 93601)
+        self.assertIsNone(parse_duration(''))
+
+    def test_diff_and_live_status(self):
+        "Values compare as strings; unset equals empty"
+        self.assertEqual(diff(
+                {'password': '4821', 'caller-id': ''},
+                {'password': '4821', 'caller-id': '', 'comment': None},
+                ['password', 'caller-id', 'comment']), {})
+        self.assertEqual(live_status({'disabled': 'true'}, [])['status'],
+            'disabled')
+        self.assertEqual(live_status(None, [{'address': '10.0.0.1'}])[
+                'status'], 'online')
+
+    @with_transaction()
+    def test_registration(self):
+        "Registration: formats, secret with the plan's profile on the router"
+        pool = Pool()
+        Date = pool.get('ir.date')
+        sim = self.sim()
+        company, location = self.branch()
+        with set_company(company):
+            plan = self.plan()
+            router = self.router(sim)
+            service = self.register(
+                location, plan, router, whatsapp='+6281234567890')
+            other = self.register(location, plan, router, name="Siti")
+            self.flush(router)
+            today = Date.today().strftime('%d%m%y')
+        self.assertEqual(service.customer_id, 'KCB-CKP%s-001' % today)
+        self.assertEqual(other.customer_id, 'KCB-CKP%s-002' % today)
+        self.assertRegex(service.username, r'^CKP\d{3}$')
+        self.assertRegex(service.password, r'^[A-Za-z0-9]{8}$')
+        self.assertEqual(service.state, 'active')
+        self.assertEqual(service.router_state, 'synced')
+        secret = sim.menu('/ppp/secret').find(name=service.username)
+        self.assertEqual(secret['password'], service.password)
+        self.assertEqual(secret['profile'], 'Home-20M')
+        self.assertEqual(secret['comment'], service.customer_id)
+        profile = sim.menu('/ppp/profile').find(name='Home-20M')
+        self.assertEqual(profile['rate-limit'], '5M/20M')
+
+    @with_transaction()
+    def test_registration_thousand_unique(self):
+        "1,000 registrations on one router give unique user names"
+        pool = Pool()
+        Service = pool.get('isp.service')
+        Party = pool.get('party.party')
+        sim = self.sim()
+        company, location = self.branch()
+        with set_company(company):
+            plan = self.plan()
+            router = self.router(sim)
+            parties = Party.create([{
+                        'name': "S%d" % i, 'is_subscriber': True,
+                        'location': location.id} for i in range(1000)])
+            for party in parties:
+                self.register(location, plan, router, subscriber=party.id)
+            services = Service.search([])
+        names = {s.username for s in services}
+        self.assertEqual(len(names), 1000)
+        self.assertEqual(len({s.customer_id for s in services}), 1000)
+        self.assertTrue(all(re.match(r'^CKP\d{3}$', n) for n in names))
+        # every three-digit name is used: the next one has 4 digits
+        with set_company(company):
+            self.assertRegex(Service.new_username(router), r'^CKP\d{4}$')
+
+    @with_transaction()
+    def test_sync_repairs_drift(self):
+        "The sync restores deleted secrets, wrong profiles and extra ones"
+        pool = Pool()
+        Router = pool.get('isp.router')
+        Log = pool.get('isp.router.log')
+        sim = self.sim()
+        company, location = self.branch()
+        with set_company(company):
+            plan = self.plan()
+            router = self.router(sim, unknown_secrets='remove')
+            one = self.register(location, plan, router)
+            two = self.register(location, plan, router, name="Siti")
+            self.flush(router)
+            secrets = sim.menu('/ppp/secret')
+            secrets.remove(one.username)
+            secrets.set(two.username, profile='default', password='4821')
+            secrets.add(name='intruder', password='x')
+            sim.ppp_login(two.username)
+            Router.sync([router])
+        self.assertEqual(
+            secrets.find(name=one.username)['profile'], 'Home-20M')
+        repaired = secrets.find(name=two.username)
+        self.assertEqual(repaired['profile'], 'Home-20M')
+        self.assertEqual(repaired['password'], two.password)
+        self.assertIsNone(secrets.find(name='intruder'))
+        # the wrong profile ended the session so the right one applies
+        self.assertEqual(len(sim.menu('/ppp/active')), 0)
+        self.assertTrue(router.reachable)
+        self.assertEqual(router.routeros_version, sim.version)
+        self.assertEqual(router.secret_count, 2)
+        actions = {(g.username, g.action) for g in Log.search([])}
+        self.assertIn((one.username, 'add'), actions)
+        self.assertIn((two.username, 'kick'), actions)
+        self.assertIn(('intruder', 'extra_remove'), actions)
+
+    @with_transaction()
+    def test_live_status_and_history(self):
+        "The sync records online, offline and disabled with a history"
+        pool = Pool()
+        Router = pool.get('isp.router')
+        Service = pool.get('isp.service')
+        sim = self.sim()
+        company, location = self.branch()
+        with set_company(company):
+            plan = self.plan()
+            router = self.router(sim, isolation_method='disable')
+            service = self.register(location, plan, router)
+            self.flush(router)
+            sim.ppp_login(
+                service.username, address='10.1.0.7',
+                caller_id='AA:BB:CC:00:11:22', uptime=3600)
+            Router.sync([router])
+            service = Service(service.id)
+            self.assertEqual(service.live_status, 'online')
+            self.assertEqual(service.live_address, '10.1.0.7')
+            self.assertEqual(service.live_caller_id, 'AA:BB:CC:00:11:22')
+            self.assertGreaterEqual(service.uptime, dt.timedelta(hours=1))
+            sim.ppp_logout(service.username)
+            Router.sync([router])
+            service = Service(service.id)
+            self.assertEqual(service.live_status, 'offline')
+            self.assertTrue(service.last_online)
+            Router.sync([router])
+            Service.isolate([service])
+            self.flush(router)
+            service = Service(service.id)
+        self.assertEqual(service.live_status, 'disabled')
+        self.assertEqual(
+            [h.status for h in reversed(service.status_history)],
+            ['offline', 'online', 'offline', 'disabled'])
+
+    def _isolation(self, method, **sim_values):
+        pool = Pool()
+        Service = pool.get('isp.service')
+        sim = self.sim(**sim_values)
+        company, location = self.branch()
+        with set_company(company):
+            plan = self.plan()
+            router = self.router(sim, isolation_method=method,
+                isolation_pool='isolir-pool')
+            service = self.register(location, plan, router)
+            static = self.register(location, plan, router, name="Static",
+                remote_address='10.9.0.5')
+            self.flush(router)
+            for record in [service, static]:
+                sim.ppp_login(record.username)
+            Service.isolate([service, static])
+            self.flush(router)
+            isolated = [Service(service.id), Service(static.id)]
+            snapshot = {
+                s.username: sim.menu('/ppp/secret').find(name=s.username)
+                for s in isolated}
+            entries = {e['address']: e['comment']
+                for e in sim.menu('/ip/firewall/address-list').filter(
+                    list='isolir')}
+            sessions = len(sim.menu('/ppp/active'))
+            for record in isolated:
+                sim.ppp_login(record.username) if method != 'disable' \
+                    else None
+            Service.reactivate(isolated)
+            self.flush(router)
+            restored = {
+                s.username: sim.menu('/ppp/secret').find(name=s.username)
+                for s in isolated}
+            restored_entries = sim.menu('/ip/firewall/address-list').filter(
+                list='isolir')
+            states = [Service(s.id).router_state for s in isolated]
+        return (isolated, snapshot, entries, sessions, restored,
+            restored_entries, states)
+
+    @with_transaction()
+    def test_isolation_profile(self):
+        "Profile isolation moves to the isolation profile, drops sessions"
+        (services, snapshot, entries, sessions, restored, restored_entries,
+            states) = self._isolation('profile')
+        for service in services:
+            self.assertEqual(snapshot[service.username]['profile'], 'isolir')
+            self.assertEqual(restored[service.username]['profile'],
+                'Home-20M')
+        self.assertEqual(sessions, 0)
+        self.assertEqual(states, ['synced', 'synced'])
+
+    @with_transaction()
+    def test_isolation_address_list(self):
+        "Address-list isolation lists dynamic and static addresses"
+        (services, snapshot, entries, sessions, restored, restored_entries,
+            states) = self._isolation('address_list')
+        dynamic, static = services
+        self.assertEqual(entries['10.9.0.5'], static.username)
+        self.assertIn(dynamic.username, entries.values())
+        self.assertEqual(sessions, 0)
+        self.assertEqual(restored_entries, [])
+        self.assertEqual(states, ['synced', 'synced'])
+
+    @with_transaction()
+    def test_isolation_disable_v6_legacy_login(self):
+        "Disable isolation on a RouterOS 6.40 router (challenge login)"
+        (services, snapshot, entries, sessions, restored, restored_entries,
+            states) = self._isolation(
+                'disable', version='6.40.9', legacy_login=True)
+        for service in services:
+            self.assertEqual(snapshot[service.username]['disabled'], 'true')
+            self.assertEqual(restored[service.username]['disabled'],
+                'false')
+        self.assertEqual(sessions, 0)
+        self.assertEqual(states, ['synced', 'synced'])
+
+    @with_transaction()
+    def test_router_down_converges(self):
+        "Changes made while a router is down wait, then converge"
+        pool = Pool()
+        Router = pool.get('isp.router')
+        Service = pool.get('isp.service')
+        sim = self.sim()
+        company, location = self.branch()
+        with set_company(company):
+            plan = self.plan()
+            router = self.router(sim)
+            service = self.register(location, plan, router)
+            self.flush(router)
+            sim.set_fault('down')
+            Service.isolate([service])
+            self.flush(router)
+            service = Service(service.id)
+            router = Router(router.id)
+            self.assertEqual(service.router_state, 'pending')
+            self.assertFalse(router.reachable)
+            self.assertEqual(router.failures, 1)
+            self.assertTrue(router.next_attempt > dt.datetime.now())
+            self.assertEqual(
+                sim.menu('/ppp/secret').find(
+                    name=service.username)['profile'], 'Home-20M')
+            sim.clear_fault()
+            Router.sync([router])
+            service = Service(service.id)
+        self.assertEqual(service.router_state, 'synced')
+        self.assertTrue(Router(router.id).reachable)
+        self.assertEqual(sim.menu('/ppp/secret').find(
+                name=service.username)['profile'], 'isolir')
+
+    @with_transaction()
+    def test_ghost_write_detected(self):
+        "A write accepted but not applied is caught by the read-back"
+        pool = Pool()
+        Router = pool.get('isp.router')
+        Service = pool.get('isp.service')
+        sim = self.sim()
+        company, location = self.branch()
+        with set_company(company):
+            plan = self.plan()
+            router = self.router(sim)
+            service = self.register(location, plan, router)
+            sim.set_fault('ghost_write')
+            self.flush(router)
+            service = Service(service.id)
+            self.assertEqual(service.router_state, 'error')
+            self.assertIn('does not show', service.router_error)
+            self.assertEqual(service.router_attempts, 1)
+            self.assertTrue(service.router_next_attempt)
+            sim.clear_fault()
+            # not due yet: the retry cron leaves it alone
+            Router.provision_pending()
+            self.assertFalse(Transaction().tasks)
+            Service.write([service], {
+                    'router_next_attempt': dt.datetime(2000, 1, 1)})
+            Router.provision_pending()
+            self.assertTrue(Transaction().tasks)
+            self.flush(router)
+            service = Service(service.id)
+        self.assertEqual(service.router_state, 'synced')
+        self.assertTrue(sim.menu('/ppp/secret').find(name=service.username))
+
+    @with_transaction()
+    def test_move_and_terminate(self):
+        "Moving a service moves its secret; terminating removes it"
+        pool = Pool()
+        Service = pool.get('isp.service')
+        sim_a, sim_b = self.sim(), self.sim()
+        company, location = self.branch()
+        with set_company(company):
+            plan = self.plan()
+            router_a = self.router(sim_a, code='AAA')
+            router_b = self.router(sim_b, code='BBB')
+            service = self.register(location, plan, router_a)
+            self.flush(router_a)
+            Service.write([service], {'router': router_b.id})
+            self.flush(router_a, router_b)
+            service = Service(service.id)
+            self.assertIsNone(service.previous_router)
+            self.assertIsNone(
+                sim_a.menu('/ppp/secret').find(name=service.username))
+            self.assertTrue(
+                sim_b.menu('/ppp/secret').find(name=service.username))
+            Service.terminate([service])
+            self.flush(router_b)
+        self.assertIsNone(
+            sim_b.menu('/ppp/secret').find(name=service.username))
+
+    @with_transaction()
+    def test_three_routers_one_down(self):
+        "Routers sync concurrently: a hanging one does not hold the others"
+        pool = Pool()
+        Router = pool.get('isp.router')
+        sims = [self.sim() for _ in range(3)]
+        company, location = self.branch()
+        with set_company(company):
+            plan = self.plan()
+            routers = [self.router(s, code=c)
+                for s, c in zip(sims, ['AAA', 'BBB', 'CCC'], strict=True)]
+            for router in routers:
+                for i in range(20):
+                    self.register(location, plan, router, name="S%d" % i)
+            sims[2].set_fault('slow', delay_ms=1500)
+            Router.write([routers[2]], {'timeout': 1})
+            Transaction().tasks.clear()
+            started = time.monotonic()
+            Router.sync(routers[:1])
+            alone = time.monotonic() - started
+            started = time.monotonic()
+            Router.sync(routers)
+            together = time.monotonic() - started
+            routers = Router.browse(routers)
+        self.assertTrue(routers[0].reachable)
+        self.assertTrue(routers[1].reachable)
+        self.assertFalse(routers[2].reachable)
+        self.assertIn('timed out', routers[2].last_error)
+        for router in routers[:2]:
+            self.assertLess(router.last_sync_duration, alone + 0.5)
+        # the whole run lasts as long as the hanging router's timeout
+        self.assertLess(together, alone + 3)
+
+    @with_transaction()
+    def test_pool_strategies(self):
+        "Pools pick the router with fewest services, or in turn; skip down"
+        pool = Pool()
+        Pool_ = pool.get('isp.router.pool')
+        Router = pool.get('isp.router')
+        sim = self.sim()
+        company, location = self.branch()
+        with set_company(company):
+            plan = self.plan()
+            routers = [self.router(sim, code=c) for c in ['AAA', 'BBB', 'CCC']]
+            self.register(location, plan, routers[0])
+            fewest, = Pool_.create([{'name': "F", 'strategy': 'fewest',
+                        'routers': [('create', [{'router': r.id}
+                                    for r in routers])]}])
+            round_robin, = Pool_.create([{'name': "R",
+                        'strategy': 'round_robin',
+                        'routers': [('create', [{'router': r.id}
+                                    for r in routers])]}])
+            self.assertEqual(fewest.pick_router(), routers[1])
+            Router.write([routers[1]], {'reachable': False, 'failures': 2})
+            fewest, round_robin = Pool_.browse([fewest, round_robin])
+            self.assertEqual(fewest.pick_router(), routers[2])
+            picks = [round_robin.pick_router() for _ in range(4)]
+            self.assertEqual(picks, [routers[0], routers[2]] * 2)
+            service = self.register(location, plan, None,
+                router_pool=fewest.id)
+            self.assertEqual(service.router, routers[2])
+
+    @with_transaction()
+    def test_import_secrets(self):
+        "Importing 500 secrets creates 500 services, and again none"
+        pool = Pool()
+        Service = pool.get('isp.service')
+        Party = pool.get('party.party')
+        sim = self.sim()
+        sim.seed(secrets=500, active=100, prefix='OLD')
+        sim.menu('/ppp/profile').add(name='Home-20M', **{'rate-limit': '1M'})
+        sim.menu('/ppp/secret').set('OLD7', profile='Home-20M',
+            comment='Pak Harto', **{'remote-address': '10.7.7.7'})
+        sim.menu('/ppp/secret').set('OLD8', password='4821', disabled='yes')
+        company, location = self.branch()
+        with set_company(company):
+            plan = self.plan()
+            other = self.plan(name="Legacy", download=1000, upload=1000)
+            router = self.router(sim)
+            from trytond.modules.isp_network.router_import import (
+                read_secrets,
+            )
+            rows = read_secrets(router)
+            preview = router.import_preview(rows, other)
+            self.assertEqual(len(preview), 500)
+            self.assertFalse(any(line['existing'] for line in preview))
+            services = router.import_rows(rows, location, other)
+            self.assertEqual(len(services), 500)
+            self.assertEqual(router.import_rows(rows, location, other), [])
+            self.assertTrue(all(
+                    line['existing']
+                    for line in router.import_preview(rows, other)))
+            old7, = Service.search([('username', '=', 'OLD7')])
+            old8, = Service.search([('username', '=', 'OLD8')])
+            self.assertEqual(
+                len(Party.search([('is_subscriber', '=', True)])), 500)
+        self.assertEqual(old7.plan, plan)
+        self.assertEqual(old7.remote_address, '10.7.7.7')
+        self.assertEqual(old7.subscriber.name, 'Pak Harto')
+        self.assertEqual(old8.password, '4821')
+        self.assertEqual(old8.state, 'isolated')
+        self.assertEqual(old8.plan, other)
+        self.assertEqual(len({s.customer_id for s in services}), 500)
 
 
 del ModuleTestCase

@@ -1,0 +1,420 @@
+# This file is part of the ISP suite.  The COPYRIGHT file at the top level of
+# this repository contains the full copyright notices and license terms.
+"""Bring one router to the state the database wants, and read it back.
+
+Pure Python over `routeros.Client`: the models build plain dictionaries
+(`RouterSettings`, service specs), `converge()` talks to the router, and the
+models write the `RouterResult` back.  No database access happens here, so
+several routers can converge at the same time in threads.
+
+A service spec is a dictionary:
+
+- ``id``: the service id (only passed back);
+- ``name``: the PPPoE user name;
+- ``present``: whether a secret must exist;
+- ``secret``: the wanted secret properties (``None`` value: unset);
+- ``list_addresses``: addresses that must be in the isolation address-list;
+- ``list_live``: whether the session's current address must be there too
+  (an isolated service without a static address).
+"""
+import time
+from dataclasses import dataclass, field
+
+from .routeros import CommandError, RouterOSError, Unreachable, connect
+
+SECRET = '/ppp/secret'
+PROFILE = '/ppp/profile'
+ACTIVE = '/ppp/active'
+ADDRESS_LIST = '/ip/firewall/address-list'
+
+SECRET_FIELDS = (
+    'password', 'profile', 'service', 'remote-address', 'caller-id',
+    'disabled', 'comment')
+PROFILE_FIELDS = (
+    'rate-limit', 'local-address', 'remote-address', 'address-list',
+    'comment')
+ACTIVE_FIELDS = ('.id', 'name', 'address', 'caller-id', 'uptime')
+ENTRY_FIELDS = ('.id', 'list', 'address', 'comment', 'disabled')
+# above this many writes, verify with one full print instead of one per name
+FULL_READBACK = 50
+
+
+@dataclass
+class RouterSettings:
+    "How to reach a router and the rules it follows"
+    host: str
+    port: int
+    username: str
+    password: str
+    use_ssl: bool = False
+    timeout: float = 10
+    login_method: str = 'auto'
+    isolation_method: str = 'profile'
+    isolation_address_list: str = 'isolir'
+    unknown_secrets: str = 'keep'
+    # profile name -> wanted properties
+    profiles: dict = field(default_factory=dict)
+    # user names of the company's services that belong elsewhere
+    foreign_names: frozenset = frozenset()
+
+
+@dataclass
+class ServiceResult:
+    id: int
+    name: str
+    ok: bool = False
+    error: str = None
+    actions: list = field(default_factory=list)
+    live: dict = None
+
+
+@dataclass
+class RouterResult:
+    ok: bool = False
+    error: str = None
+    health: dict = None
+    services: dict = field(default_factory=dict)
+    actions: list = field(default_factory=list)
+    duration: float = 0
+    secret_count: int = None
+    active_count: int = None
+
+
+def _same(have, want):
+    if want is None:
+        return have in (None, '')
+    return str(have if have is not None else '') == str(want)
+
+
+def diff(row, wanted, fields):
+    "The wanted values that `row` does not have"
+    return {
+        name: wanted[name] for name in fields
+        if name in wanted and not _same(row.get(name), wanted[name])}
+
+
+def live_status(secret, sessions):
+    "The live status of a user from its secret row and sessions"
+    if sessions:
+        session = sessions[0]
+        return {
+            'status': 'online',
+            'address': session.get('address') or None,
+            'caller_id': session.get('caller-id') or None,
+            'uptime': session.get('uptime'),
+            }
+    if secret is None or secret.get('disabled') == 'true':
+        status = 'disabled'
+    else:
+        status = 'offline'
+    return {'status': status, 'address': None, 'caller_id': None,
+        'uptime': None}
+
+
+def converge(settings, specs, full=False):
+    """Apply `specs` to the router of `settings`, read every write back and
+    return a `RouterResult`.  With `full`, read the whole router: health,
+    every secret (extra ones follow `settings.unknown_secrets`) and every
+    session, and report the live status of every service."""
+    started = time.monotonic()
+    result = RouterResult()
+    try:
+        client = connect(
+            settings.host, settings.username, settings.password,
+            port=settings.port, use_ssl=settings.use_ssl,
+            timeout=settings.timeout, login_method=settings.login_method)
+    except Unreachable as exception:
+        result.error = str(exception)
+        result.duration = time.monotonic() - started
+        return result
+    with client:
+        try:
+            Converger(client, settings, result).run(specs, full)
+            result.ok = True
+        except RouterOSError as exception:
+            result.error = str(exception)
+    result.duration = time.monotonic() - started
+    return result
+
+
+def read_health(client):
+    "Version, load, memory and uptime of the router"
+    resource = client.resource()
+    return {
+        'version': resource.get('version'),
+        'board': resource.get('board-name'),
+        'cpu_load': _int(resource.get('cpu-load')),
+        'free_memory': _int(resource.get('free-memory')),
+        'total_memory': _int(resource.get('total-memory')),
+        'uptime': resource.get('uptime'),
+        'identity': client.identity(),
+        }
+
+
+def _int(value):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+class Converger:
+
+    def __init__(self, client, settings, result):
+        self.client = client
+        self.settings = settings
+        self.result = result
+        self.secrets = {}
+        self.sessions = {}
+        self.entries = {}
+
+    # -- reading --
+
+    def _index_sessions(self, rows):
+        for row in rows:
+            self.sessions.setdefault(row.get('name'), []).append(row)
+
+    def _index_entries(self, rows):
+        for row in rows:
+            self.entries.setdefault(row.get('comment'), []).append(row)
+
+    def _read_all(self):
+        client = self.client
+        self.secrets = {
+            row['name']: row for row in client.print(
+                SECRET, ('.id', 'name') + SECRET_FIELDS)}
+        self.sessions = {}
+        self._index_sessions(client.print(ACTIVE, ACTIVE_FIELDS))
+        self.entries = {}
+        self._index_entries(client.print(
+                ADDRESS_LIST, ENTRY_FIELDS,
+                list=self.settings.isolation_address_list))
+        self.result.secret_count = len(self.secrets)
+        self.result.active_count = sum(map(len, self.sessions.values()))
+
+    def _read_names(self, names):
+        client = self.client
+        for name in names:
+            self.secrets.pop(name, None)
+            for row in client.print(
+                    SECRET, ('.id', 'name') + SECRET_FIELDS, name=name):
+                self.secrets[name] = row
+            self.sessions[name] = client.print(
+                ACTIVE, ACTIVE_FIELDS, name=name)
+        self.entries = {}
+        self._index_entries(self.client.print(
+                ADDRESS_LIST, ENTRY_FIELDS,
+                list=self.settings.isolation_address_list))
+
+    # -- writing --
+
+    def run(self, specs, full):
+        if full:
+            self.result.health = read_health(self.client)
+        self.ensure_profiles(specs, full)
+        names = [spec['name'] for spec in specs]
+        if full or len(names) > FULL_READBACK:
+            self._read_all()
+        else:
+            self._read_names(names)
+        written = []
+        for spec in specs:
+            service_result = ServiceResult(spec['id'], spec['name'])
+            self.result.services[spec['id']] = service_result
+            try:
+                if self.apply(spec, service_result):
+                    written.append(spec)
+            except CommandError as exception:
+                service_result.error = str(exception)
+        if full:
+            self.remove_extra({spec['name'] for spec in specs})
+        self.read_back(specs, written)
+
+    def ensure_profiles(self, specs, full):
+        "Create or fix the PPP profiles the specs use"
+        wanted = self.settings.profiles
+        if not full:
+            used = {spec['secret']['profile'] for spec in specs
+                if spec.get('present')}
+            wanted = {k: v for k, v in wanted.items() if k in used}
+        if not wanted:
+            return
+        client = self.client
+        rows = {row['name']: row for row in client.print(
+                PROFILE, ('.id', 'name') + PROFILE_FIELDS)}
+        for name, values in wanted.items():
+            row = rows.get(name)
+            try:
+                if row is None:
+                    client.add(PROFILE, name=name, **{
+                            k: v for k, v in values.items() if v})
+                    self.result.actions.append(
+                        ('profile_add', name, None))
+                    continue
+                changes = diff(row, values, PROFILE_FIELDS)
+                if changes:
+                    self._set(PROFILE, row['.id'], changes)
+                    self.result.actions.append(
+                        ('profile_set', name, _describe_changes(changes)))
+            except CommandError as exception:
+                self.result.actions.append(
+                    ('profile_error', name, str(exception)))
+
+    def _set(self, path, item_id, changes):
+        values = {k: v for k, v in changes.items() if v is not None}
+        if values:
+            self.client.set(path, item_id, **values)
+        for name, value in changes.items():
+            if value is None:
+                self.client.unset(path, item_id, name)
+
+    def apply(self, spec, service_result):
+        """Write what `spec` needs; return True when something was written.
+        Sessions are ended when the secret's profile, its disabled flag or
+        its isolation entries changed, or when it is removed."""
+        client = self.client
+        name = spec['name']
+        secret = self.secrets.get(name)
+        sessions = self.sessions.get(name, [])
+        actions = service_result.actions
+        kick = False
+        if spec['present']:
+            wanted = spec['secret']
+            if secret is None:
+                values = {k: v for k, v in wanted.items()
+                    if v not in (None, '')}
+                client.add(SECRET, name=name, **values)
+                actions.append(('add', None))
+                kick = True
+            else:
+                changes = diff(secret, wanted, SECRET_FIELDS)
+                if changes:
+                    self._set(SECRET, secret['.id'], changes)
+                    actions.append(('set', _describe_changes(changes)))
+                    kick = ('profile' in changes
+                        or changes.get('disabled') == 'true')
+            kick |= self._apply_entries(spec, sessions, actions)
+        else:
+            if secret is not None:
+                client.remove(SECRET, secret['.id'])
+                actions.append(('remove', None))
+                kick = True
+            self._apply_entries(spec, sessions, actions)
+        if kick and sessions:
+            client.remove(ACTIVE, *[s['.id'] for s in sessions])
+            actions.append(('kick', ', '.join(
+                        s.get('address') or '' for s in sessions)))
+            spec['_kicked'] = [s['.id'] for s in sessions]
+        return bool(actions)
+
+    def _wanted_entries(self, spec, sessions):
+        if not spec['present']:
+            return set()
+        addresses = set(spec.get('list_addresses') or [])
+        if spec.get('list_live'):
+            addresses.update(
+                s['address'] for s in sessions if s.get('address'))
+        return addresses
+
+    def _apply_entries(self, spec, sessions, actions):
+        "Add and remove the spec's isolation entries; True if any was added"
+        client = self.client
+        name = spec['name']
+        wanted = self._wanted_entries(spec, sessions)
+        have = {row.get('address'): row for row in self.entries.get(name, [])}
+        added = False
+        for address in sorted(wanted - set(have)):
+            client.add(ADDRESS_LIST,
+                list=self.settings.isolation_address_list,
+                address=address, comment=name)
+            actions.append(('list_add', address))
+            added = True
+        stale = [row['.id'] for address, row in have.items()
+            if address not in wanted]
+        if stale:
+            client.remove(ADDRESS_LIST, *stale)
+            actions.append(('list_remove', ', '.join(
+                        a for a in have if a not in wanted)))
+        spec['_entries'] = wanted
+        return added
+
+    def remove_extra(self, names):
+        "Secrets no spec asks for: the company's go, others by the policy"
+        client = self.client
+        policy = self.settings.unknown_secrets
+        foreign = self.settings.foreign_names
+        for name, row in list(self.secrets.items()):
+            if name in names:
+                continue
+            try:
+                if name in foreign or policy == 'remove':
+                    client.remove(SECRET, row['.id'])
+                    action = 'extra_remove'
+                elif policy == 'disable' and row.get('disabled') != 'true':
+                    client.set(SECRET, row['.id'], disabled='yes')
+                    action = 'extra_disable'
+                else:
+                    continue
+                sessions = self.sessions.get(name, [])
+                if sessions:
+                    client.remove(ACTIVE, *[s['.id'] for s in sessions])
+                self.result.actions.append((action, name, None))
+            except CommandError as exception:
+                self.result.actions.append(
+                    ('extra_error', name, str(exception)))
+
+    # -- reading back --
+
+    def read_back(self, specs, written):
+        "Read the written users again and judge every spec"
+        if len(written) > FULL_READBACK:
+            self._read_all()
+        elif written:
+            self._read_names([spec['name'] for spec in written])
+        written_ids = {spec['id'] for spec in written}
+        for spec in specs:
+            service_result = self.result.services[spec['id']]
+            name = spec['name']
+            secret = self.secrets.get(name)
+            sessions = self.sessions.get(name, [])
+            if service_result.error is None:
+                problem = self.check(spec, secret, sessions)
+                if problem and spec['id'] in written_ids:
+                    service_result.error = (
+                        "the router accepted the change but does not show "
+                        "it (%s)" % problem)
+                elif problem:
+                    service_result.error = problem
+                else:
+                    service_result.ok = True
+            service_result.live = live_status(secret, sessions)
+
+    def check(self, spec, secret, sessions):
+        "Why the router does not match `spec`, or None"
+        if not spec['present']:
+            if secret is not None:
+                return "the secret is still there"
+        elif secret is None:
+            return "the secret is missing"
+        else:
+            changes = diff(secret, spec['secret'], SECRET_FIELDS)
+            if changes:
+                return "%s differ" % ', '.join(sorted(changes))
+        kicked = set(spec.get('_kicked', []))
+        if kicked & {s['.id'] for s in sessions}:
+            return "the session is still up"
+        entries = {row.get('address')
+            for row in self.entries.get(spec['name'], [])}
+        wanted = spec.get('_entries', set())
+        if wanted - entries:
+            return "the address-list entry is missing"
+        if entries - wanted:
+            return "a stale address-list entry is still there"
+        return None
+
+
+def _describe_changes(changes):
+    return ', '.join(
+        '%s=%s' % (k, '***' if k == 'password' else (v if v is not None
+                else '(unset)'))
+        for k, v in sorted(changes.items()))
