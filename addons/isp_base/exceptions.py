@@ -26,3 +26,15 @@ class PlanValidationError(ValidationError):
 
 class SubscriberError(UserError):
     "A subscriber cannot be saved as asked"
+
+
+class ProviderValidationError(ValidationError):
+    "A message provider is configured wrongly"
+
+
+class MessageTemplateValidationError(ValidationError):
+    "A message template does not render with its event's values"
+
+
+class MessageCompanyError(UserError):
+    "A message has no branch to be sent from"

@@ -12,6 +12,7 @@ from trytond.modules.company.tests import (
 )
 from trytond.modules.party.tests import PartyCheckReplaceMixin
 from trytond.pool import Pool
+from trytond.pyson import Eval, PYSONEncoder
 from trytond.tests.test_tryton import ModuleTestCase, with_transaction
 
 from trytond.modules.isp_base.exceptions import (
@@ -51,6 +52,9 @@ class IspBaseTestCase(
         return super()._skip_company_rule | {
             ('party.party', 'isp_company'),
             ('product.template', 'isp_company'),
+            ('isp.message.provider', 'company'),
+            ('isp.message.template', 'company'),
+            ('isp.message.inbound', 'company'),
             }
 
     @with_transaction()
@@ -63,6 +67,37 @@ class IspBaseTestCase(
                     ('rule_group.model', '=', model),
                     ('rule_group.global_p', '=', True),
                     ('domain', 'like', '%isp_company%'),
+                    ])
+            self.assertEqual(len(rules), 1, msg=model)
+
+    @with_transaction()
+    def test_notification_company_rules(self):
+        "Central providers, templates and inbound messages are shared"
+        pool = Pool()
+        Rule = pool.get('ir.rule')
+        shared = PYSONEncoder(sort_keys=True).encode(['OR',
+                ('company', '=', None),
+                ('company', 'in', Eval('companies', []))])
+        strict = PYSONEncoder(sort_keys=True).encode(
+            [('company', 'in', Eval('companies', []))])
+        for model in [
+                'isp.message.provider', 'isp.message.template',
+                'isp.message.inbound']:
+            rules = Rule.search([
+                    ('rule_group.model', '=', model),
+                    ('rule_group.global_p', '=', True),
+                    ('rule_group.perm_read', '=', True),
+                    ('domain', '=', shared),
+                    ])
+            self.assertEqual(len(rules), 1, msg=model)
+        for model in ['isp.message.provider', 'isp.message.template']:
+            # a branch administrator changes only the branch's own records
+            rules = Rule.search([
+                    ('rule_group.model', '=', model),
+                    ('rule_group.global_p', '=', False),
+                    ('rule_group.perm_write', '=', True),
+                    ('rule_group.perm_read', '=', False),
+                    ('domain', '=', strict),
                     ])
             self.assertEqual(len(rules), 1, msg=model)
 
