@@ -5,6 +5,7 @@ the SQLite database, activates the six modules, loads the demo data and
 serves the back office; the printed login lists the demo data over the
 server's JSON-RPC, and a branch user sees only the branch."""
 import os
+import random
 import re
 import signal
 import socket
@@ -25,8 +26,25 @@ def _free_port():
         return sock.getsockname()[1]
 
 
+def _free_ports(count):
+    "`count` consecutive free loopback ports"
+    for _ in range(200):
+        first = random.randrange(20000, 30000)
+        try:
+            for port in range(first, first + count):
+                with socket.socket() as sock:
+                    sock.bind(('127.0.0.1', port))
+        except OSError:
+            continue
+        return first
+    raise RuntimeError("no free ports")
+
+
 def _start_demo(demo_dir, port):
-    env = dict(os.environ, ISP_DEMO_DIR=str(demo_dir), ISP_DEMO_PORT=str(port))
+    router_port = _free_ports(4)
+    env = dict(os.environ, ISP_DEMO_DIR=str(demo_dir), ISP_DEMO_PORT=str(port),
+        ISP_DEMO_ROUTER_PORT=str(router_port),
+        ISP_DEMO_ROUTER_CONTROL_PORT=str(router_port + 3))
     for name in ['TRYTOND_DATABASE_URI', 'DB_NAME', 'DB_CACHE']:
         env.pop(name, None)
     process = subprocess.Popen(
@@ -119,6 +137,26 @@ def test_demo_serves_back_office_with_demo_data(demo):
         'Nusantara Net Bandung'}
 
 
+def test_demo_network_on_simulated_routers(demo):
+    "Every demo subscriber has a service provisioned on a simulated router"
+    url, login, password = demo
+    client = RPCClient(url, 'isp_demo')
+    client.login(login, password)
+    services = client.call('model.isp.service.search_read', [], 0, None,
+        None, ['state', 'live_status', 'router_state', 'customer_id'])
+    assert len(services) == 65
+    assert all(s['router_state'] == 'synced' for s in services)
+    assert {s['state'] for s in services} == {'active', 'isolated'}
+    assert any(s['live_status'] == 'online' for s in services)
+    assert all(re.fullmatch(r'[A-Z]{2,5}-[A-Z]{2,6}\d{6}-\d{3}',
+                s['customer_id']) for s in services)
+    routers = client.call('model.isp.router.search_read', [], 0, None,
+        None, ['code', 'reachable', 'secret_count'])
+    assert {r['code'] for r in routers} == {'CKP', 'MLGT', 'WSTL'}
+    assert all(r['reachable'] for r in routers)
+    assert sum(r['secret_count'] for r in routers) == 65
+
+
 CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu',
     '--disable-background-networking', '--no-first-run',
     '--disable-component-update', '--disable-sync']
@@ -160,6 +198,7 @@ def test_demo_runs_again_reusing_what_exists(demo_dir):
     try:
         assert 'activating' not in output
         assert 'Nusantara Net Bandung: 0 subscribers created' in output
+        assert '0 services registered' in output
         client = RPCClient(url, 'isp_demo')
         client.login(login, password)
         count = client.call('model.party.party.search_count',

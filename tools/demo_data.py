@@ -7,11 +7,18 @@ The generator (`generate_subscribers`) is pure and deterministic, so the
 benchmarks reuse it for 10k-100k subscribers; `load` writes the demo into a
 database that has the ISP modules activated:
 
-    python -m tools.demo_data -c trytond.conf -d isp_demo [--password-file F]
+    python -m tools.demo_data -c trytond.conf -d isp_demo --password-file F \
+        [--router-port N --router-control-port M]
+
+With --router-port, the demo also gets routers (the RouterOS simulators that
+scripts/demo starts on N, N+1, N+2), a service per subscriber registered on
+them, some subscribers online and a few isolated.
 """
 import argparse
 import datetime
+import json
 import random
+import urllib.request
 from decimal import Decimal
 
 from trytond.transaction import Transaction
@@ -141,6 +148,15 @@ BRANCHES = [
             ("Business 80 Mbps", 80000, 20000, '12000', None)],
         25),
     ]
+# Demo routers: branch index, code, name, simulator index, isolation method
+ROUTERS = [
+    (0, 'CKP', "Cikapundung core", 0, 'profile'),
+    (0, 'MLGT', "Malangbong POP", 1, 'address_list'),
+    (1, 'WSTL', "Westlands POP", 2, 'disable'),
+    ]
+ONLINE_EVERY = 4  # three subscribers in four are online
+ISOLATED_EVERY = 9  # one in nine is isolated (overdue)
+
 STAFF = [
     # login, name, group xml id, branch index (None = every company)
     ('head', "Head Office Admin", 'group_isp_head_admin', None),
@@ -314,12 +330,175 @@ def load(pool, password):
     return summary
 
 
+def _routers(pool, branches, port, password):
+    Router = pool.get('isp.router')
+    routers = []
+    for branch, code, name, index, isolation in ROUTERS:
+        company = branches[branch]
+        existing = Router.search([
+                ('company', '=', company.id), ('code', '=', code)])
+        if existing:
+            routers.append(existing[0])
+            continue
+        values = {
+            'company': company.id, 'code': code, 'name': name,
+            'host': '127.0.0.1', 'port': port + index,
+            'api_username': 'admin', 'api_password': password,
+            'isolation_method': isolation,
+            }
+        if isolation == 'profile':
+            values.update(isolation_profile='isolir',
+                isolation_rate_limit='256k/256k')
+        elif isolation == 'address_list':
+            values['isolation_address_list'] = 'isolir'
+        router, = Router.create([values])
+        routers.append(router)
+    return routers
+
+
+def _services(pool, branches, routers):
+    "Register a service for every demo subscriber that has none"
+    Party = pool.get('party.party')
+    Service = pool.get('isp.service')
+    Template = pool.get('product.template')
+    created = []
+    for branch_index, company in enumerate(branches):
+        branch_routers = [r for r, spec in zip(routers, ROUTERS, strict=True)
+            if spec[0] == branch_index]
+        plans = Template.search([
+                ('isp_plan', '=', True), ('isp_company', '=', company.id)],
+            order=[('id', 'ASC')])
+        subscribers = Party.search([
+                ('isp_company', '=', company.id),
+                ('is_subscriber', '=', True),
+                ], order=[('id', 'ASC')])
+        with_service = {s.subscriber.id for s in Service.search([
+                    ('subscriber', 'in', [p.id for p in subscribers])])}
+        with Transaction().set_context(company=company.id):
+            for i, party in enumerate(subscribers):
+                if party.id in with_service:
+                    continue
+                created.append(Service.register({
+                            'company': company.id,
+                            'subscriber': party.id,
+                            'location': party.location.id,
+                            'plan': plans[(i * 7) % len(plans)].id,
+                            'router': branch_routers[
+                                i % len(branch_routers)].id,
+                            }))
+    return created
+
+
+def _isolate_some(pool, services):
+    Service = pool.get('isp.service')
+    to_isolate = [s for i, s in enumerate(services)
+        if i % ISOLATED_EVERY == ISOLATED_EVERY - 1]
+    if to_isolate:
+        Service.isolate(to_isolate)
+    return to_isolate
+
+
+def _session_logins(pool, service_ids):
+    """The PPPoE logins of the subscribers who are online: three in four of
+    the active ones, as (simulator name, login request)"""
+    Router = pool.get('isp.router')
+    Service = pool.get('isp.service')
+    routers = Router.search([])
+    names = {r.id: 'sim%d' % (spec[3] + 1)
+        for spec in ROUTERS for r in routers if r.code == spec[1]}
+    logins = []
+    for i, service in enumerate(Service.browse(service_ids)):
+        if i % ONLINE_EVERY == ONLINE_EVERY - 1 or service.state != 'active':
+            continue
+        logins.append((names[service.router.id], {
+                    'name': service.username,
+                    'address': '10.%d.%d.%d' % (
+                        10 + service.router.id, i // 250, 2 + i % 250),
+                    'caller_id': '02:00:00:%02X:%02X:%02X' % (
+                        service.router.id, i // 256, i % 256),
+                    }))
+    return logins
+
+
+def _login_sessions(control_port, logins):
+    "Put subscribers online on the simulators, as their CPEs would"
+    for name, login in logins:
+        request = urllib.request.Request(
+            'http://127.0.0.1:%d/routers/%s/ppp/login' % (control_port, name),
+            data=json.dumps(login).encode(), method='POST',
+            headers={'Content-Type': 'application/json'})
+        with urllib.request.urlopen(request, timeout=10):
+            pass
+
+
+def _transact(database, func, *args):
+    """Run func(pool, *args) in a transaction as root, retried the way the
+    server does when Tryton asks for a lock; then run the queued tasks as a
+    worker would (SQLite has no worker)."""
+    from trytond.pool import Pool
+    from trytond.transaction import TransactionError
+    from trytond.worker import run_task
+    pool = Pool(database)
+    extras = {}
+    while True:
+        with Transaction().start(database, 0, **extras) as transaction:
+            try:
+                result = func(pool, *args)
+            except TransactionError as error:
+                transaction.rollback()
+                error.fix(extras)
+                continue
+            transaction.commit()
+            tasks = list(transaction.tasks)
+            transaction.tasks.clear()
+        for task_id in tasks:
+            run_task(database, task_id)
+        return result
+
+
+def _branches(pool):
+    Company = pool.get('company.company')
+    return [Company.search([('party.name', '=', b[0])])[0] for b in BRANCHES]
+
+
+def _register(pool, port, password):
+    branches = _branches(pool)
+    routers = _routers(pool, branches, port, password)
+    return [s.id for s in _services(pool, branches, routers)]
+
+
+def _isolate(pool, service_ids):
+    Service = pool.get('isp.service')
+    return [s.id for s in _isolate_some(pool, Service.browse(service_ids))]
+
+
+def _sync(pool):
+    Router = pool.get('isp.router')
+    Router.sync(Router.search([]))
+
+
+def load_network(database, password, port, control_port):
+    """Routers on the simulators, a service per subscriber, sessions online
+    and a few isolated services; then a sync reads the routers back."""
+    service_ids = _transact(database, _register, port, password)
+    if service_ids:
+        _transact(database, _isolate, service_ids)
+        logins = _transact(database, _session_logins, service_ids)
+        _login_sessions(control_port, logins)
+        _transact(database, _sync)
+    return len(service_ids)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('-c', '--config', required=True, nargs='+')
     parser.add_argument('-d', '--database', required=True)
     parser.add_argument('--password-file', required=True,
         help="file holding the password given to the demo staff")
+    parser.add_argument('--router-port', type=int,
+        help="API port of the first simulated router (scripts/demo)")
+    parser.add_argument('--router-control-port', type=int,
+        help="control port of the router simulators")
     args = parser.parse_args()
     import trytond.config as config
     config.update_etc(args.config)
@@ -334,6 +513,10 @@ def main():
         transaction.commit()
     for name, created in summary:
         print('%s: %d subscribers created' % (name, created))
+    if args.router_port:
+        count = load_network(args.database, password, args.router_port,
+            args.router_control_port)
+        print('%d services registered on the simulated routers' % count)
 
 
 if __name__ == '__main__':
