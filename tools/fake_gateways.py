@@ -82,7 +82,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tools.fakehttp import LoopbackService
 
 __all__ = [
     'CallbackSink', 'Delivery', 'FakeDuitku', 'FakeGateway', 'FakeMidtrans',
@@ -268,20 +270,15 @@ class _Handler(_NoDelayHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128
-
-
 class _Opener:
     "urllib without proxies: the callbacks go to loopback"
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-class FakeGateway:
+class FakeGateway(LoopbackService):
     "Base of the fakes: a threaded HTTP server on loopback plus the events"
     name = 'fake'
+    handler_class = _Handler
     currency = 'IDR'
 
     def __init__(self, host='127.0.0.1', port=0, callback_timeout=5.0):
@@ -303,35 +300,14 @@ class FakeGateway:
         self._ids = itertools.count(1)
 
     # -- life cycle
-    def start(self):
-        self._server = _HTTPServer((self.host, self.port), _Handler)
-        self._server.fake = self
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever,
-            kwargs={'poll_interval': 0.05}, name='fake-' + self.name,
-            daemon=True)
-        self._thread.start()
-        return self
-
     def stop(self):
         for thread in list(self._threads):
             thread.join(timeout=self.callback_timeout)
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
+        super().stop()
 
     @property
-    def url(self):
-        return 'http://%s:%d' % (self.host, self.port)
-
-    base_url = url
+    def base_url(self):
+        return self.url
 
     # -- faults
     def fail_api(self, count=1, status=500):
@@ -1464,12 +1440,15 @@ class _SinkHandler(_NoDelayHandler):
         self.wfile.write(answer)
 
 
-class CallbackSink:
+class CallbackSink(LoopbackService):
     """A loopback HTTP server that records the callbacks it receives.
 
     It answers `status` (200), or what `handler(record)` returns as
     ``(status, body bytes)``.
     """
+    name = 'callback-sink'
+    handler_class = _SinkHandler
+    server_attribute = 'sink'
 
     def __init__(self, host='127.0.0.1', port=0, status=200, handler=None):
         self.host, self.port = host, port
@@ -1478,31 +1457,6 @@ class CallbackSink:
         self.received = []
         self.lock = threading.Lock()
         self._server = None
-
-    def start(self):
-        self._server = _HTTPServer((self.host, self.port), _SinkHandler)
-        self._server.sink = self
-        self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever,
-            kwargs={'poll_interval': 0.05}, name='callback-sink',
-            daemon=True).start()
-        return self
-
-    def stop(self):
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    @property
-    def url(self):
-        return 'http://%s:%d' % (self.host, self.port)
 
     def wait(self, count=1, timeout=5.0):
         "Wait until `count` callbacks arrived; return them"

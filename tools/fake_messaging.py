@@ -60,7 +60,9 @@ import urllib.parse
 import urllib.request
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tools.fakehttp import LoopbackService
 
 __all__ = [
     'FakeAfricasTalking', 'FakeFonnte', 'FakeMeta', 'FakeSMTP',
@@ -163,15 +165,10 @@ class _Handler(BaseHTTPRequestHandler):
             pass
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128
-
-
-class FakeHTTPProvider:
+class FakeHTTPProvider(LoopbackService):
     "Base of the HTTP fakes: a threaded server on loopback"
     name = 'fake'
+    handler_class = _Handler
 
     def __init__(self, host='127.0.0.1', port=0):
         self.host = host
@@ -185,32 +182,6 @@ class FakeHTTPProvider:
         self._server = None
         self._thread = None
         self._ids = itertools.count(1)
-
-    # -- life cycle
-    def start(self):
-        self._server = _HTTPServer((self.host, self.port), _Handler)
-        self._server.fake = self
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name=self.name, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self):
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    @property
-    def url(self):
-        return 'http://%s:%d' % (self.host, self.port)
 
     # -- faults
     def fail(self, count=1, status=500):
