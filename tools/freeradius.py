@@ -34,10 +34,16 @@ Command line::
         --db-uri postgresql://postgres@127.0.0.1:5432/isp \\
         --auth-port 18120 --acct-port 18130 --client-secret dev-secret
 
+``--product`` (``write_config(..., product=True)``) points the sql module
+at the views and tables of the product (isp_network's radius_sql.py):
+tenant-scoped queries, accounting by the packet's source address, no
+password in radpostauth.
+
 See docs/radius.md.
 """
 
 import argparse
+import importlib.util
 import os
 import re
 import shutil
@@ -52,7 +58,7 @@ from urllib.parse import unquote, urlsplit
 
 __all__ = [
     'STOCK_DIR', 'FreeRadius', 'FreeRadiusError', 'free_udp_port',
-    'parse_db_uri', 'write_config',
+    'parse_db_uri', 'product_queries', 'write_config',
     ]
 
 STOCK_DIR = '/etc/freeradius/3.0'
@@ -70,6 +76,8 @@ SQL_MODULE_SETTINGS = {
     'read_profiles', 'delete_stale_sessions', 'query_timeout',
     'default_user_profile',
     }
+PRODUCT_SQL = os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), 'addons', 'isp_network', 'radius_sql.py')
 PRODUCTION = dict(raddbdir='/etc/freeradius', logdir='/var/log/freeradius',
     run_dir='/var/run/freeradius')
 
@@ -330,10 +338,21 @@ def _set_queries(dest, sql_queries):
     return settings
 
 
+def product_queries(stock=STOCK_DIR):
+    """The sql_queries of the product (isp_network's radius_sql, loaded
+    from its file: no trytond needed) for the stock queries.conf of stock"""
+    spec = importlib.util.spec_from_file_location(
+        'isp_network_radius_sql', PRODUCT_SQL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with open(os.path.join(stock, QUERIES)) as fp:
+        return module.freeradius_queries(fp.read())
+
+
 def write_config(dest, db, auth_port, acct_port, coa_port=None,
         listen='127.0.0.1', client_secret=None, read_clients=True,
         sql_queries=None, stock=STOCK_DIR, raddbdir=None, logdir=None,
-        run_dir=None):
+        run_dir=None, product=False):
     """Write a complete FreeRADIUS configuration directory in dest (created,
     or updated in place) and return dest.
 
@@ -355,6 +374,8 @@ def write_config(dest, db, auth_port, acct_port, coa_port=None,
     raddbdir, logdir, run_dir: where the directory, logs and pid file are
     when FreeRADIUS runs (default: dest, dest/log, dest/run; PRODUCTION has
     the paths of the docker-compose freeradius container).
+    product: use the product's views and queries (product_queries), with
+    the items of a sql_queries dict on top.
     """
     dest = os.path.abspath(dest)
     raddbdir = raddbdir or dest
@@ -416,6 +437,10 @@ def write_config(dest, db, auth_port, acct_port, coa_port=None,
             fp.write(_passfile_line(db['password']))
     elif os.path.lexists(password_file):
         os.unlink(password_file)
+    if product:
+        if isinstance(sql_queries, (str, os.PathLike)):
+            raise FreeRadiusError("product=True takes a dict of sql_queries")
+        sql_queries = dict(product_queries(stock), **(sql_queries or {}))
     settings = _set_queries(dest, sql_queries) if sql_queries else {}
     path = os.path.join(dest, 'mods-available', 'sql')
     with open(path) as fp:
@@ -661,7 +686,7 @@ def _write_config_command(args):
     write_config(args.out, _production_db(args), args.auth_port,
         args.acct_port, coa_port=args.coa_port, listen=args.listen,
         client_secret=None, sql_queries=args.sql_queries, stock=args.stock,
-        **paths)
+        product=args.product, **paths)
     source = (f"the passfile {args.db_passfile}" if args.db_passfile
         else f"${args.db_password_env}")
     print(f"FreeRADIUS configuration written to {args.out} (for "
@@ -677,7 +702,8 @@ def _run_command(args):
     radius = FreeRadius.create(db, auth_port=args.auth_port,
         acct_port=args.acct_port, coa_port=args.coa_port,
         client_secret=secret, debug=args.debug, echo=sys.stdout,
-        listen=args.listen, sql_queries=args.sql_queries, stock=args.stock)
+        listen=args.listen, sql_queries=args.sql_queries, stock=args.stock,
+        product=args.product)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *a: stop.set())
@@ -726,6 +752,8 @@ def main(argv=None):
     write.add_argument('--sql-queries',
         help="a queries.conf to use instead of the stock one")
     write.add_argument('--stock', default=STOCK_DIR)
+    write.add_argument('--product', action='store_true',
+        help="read the ISP suite's views (isp_network in RADIUS mode)")
     write.set_defaults(func=_write_config_command)
 
     run = commands.add_parser('run',
@@ -744,6 +772,8 @@ def main(argv=None):
         "%(default)s)")
     run.add_argument('--sql-queries')
     run.add_argument('--stock', default=STOCK_DIR)
+    run.add_argument('--product', action='store_true',
+        help="read the ISP suite's views (isp_network in RADIUS mode)")
     run.add_argument('--debug', action='store_true',
         help="freeradius -X (prints every request)")
     run.set_defaults(func=_run_command)

@@ -8,6 +8,10 @@ class RouterCodeValidationError(ValidationError):
     "A router code is not 2 to 6 capital letters"
 
 
+class RouterRadiusValidationError(ValidationError):
+    "A router's NAS address is not an IP address"
+
+
 class RouterPoolEmpty(UserError):
     "No healthy router is left in a pool"
 

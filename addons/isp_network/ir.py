@@ -13,4 +13,7 @@ class Cron(metaclass=PoolMeta):
                 ('isp.router|sync_all', "Sync Routers"),
                 ('isp.router|provision_pending',
                     "Retry Pending Router Changes"),
+                ('isp.service.usage|aggregate',
+                    "Count RADIUS Accounting and Apply Fair Usage"),
+                ('isp.service.usage|prune', "Prune RADIUS Accounting"),
                 ])

@@ -35,7 +35,7 @@ PRESENT_STATES = {'active', 'isolated'}
 # changing these puts the service back in the provisioning queue
 ROUTER_FIELDS = {
     'state', 'router', 'username', 'password', 'plan', 'remote_address',
-    'caller_id', 'customer_id'}
+    'caller_id', 'customer_id', 'radius_throttled'}
 PASSWORD_ALPHABET = string.ascii_letters + string.digits
 PASSWORD_LENGTH = 8
 USERNAME_DIGITS = 3

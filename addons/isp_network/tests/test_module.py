@@ -16,6 +16,9 @@ from trytond.transaction import Transaction
 
 from tools.routeros_sim import Router as SimRouter
 from trytond.modules.isp_network.converge import diff, live_status
+from trytond.modules.isp_network.exceptions import (
+    RouterRadiusValidationError,
+)
 from trytond.modules.isp_network.routeros import parse_duration
 from trytond.modules.isp_network.service import (
     generate_password,
@@ -534,6 +537,92 @@ class IspNetworkTestCase(NetworkMixin, CompanyTestMixin, ModuleTestCase):
         self.assertEqual(old8.state, 'isolated')
         self.assertEqual(old8.plan, other)
         self.assertEqual(len({s.customer_id for s in services}), 500)
+
+    def radius_router(self, code='RAD', address='127.0.0.2', **values):
+        pool = Pool()
+        Router = pool.get('isp.router')
+        router, = Router.create([{
+                    'name': code, 'code': code, 'host': address,
+                    'api_username': 'admin', 'timeout': 1,
+                    'provisioning_mode': 'radius',
+                    'radius_address': address, 'radius_secret': 'nas-secret',
+                    **values}])
+        return router
+
+    @with_transaction()
+    def test_radius_mode(self):
+        "RADIUS mode: no API push, CoA attributes follow the service"
+        pool = Pool()
+        Router = pool.get('isp.router')
+        Service = pool.get('isp.service')
+        company, location = self.branch()
+        with set_company(company):
+            plan = self.plan(quota=10, throttled_download_rate=1000,
+                throttled_upload_rate=512)
+            router = self.radius_router(isolation_method='address_list')
+            service = self.register(location, plan, router)
+            # the queued task needs no router connection (no live session)
+            self.flush(router)
+            service = Service(service.id)
+            self.assertEqual(service.router_state, 'synced')
+            self.assertEqual(router.coa_port, 3799)
+            self.assertEqual(plan.simultaneous_use, 1)
+            self.assertEqual(service.get_radius_coa(router),
+                {'Mikrotik-Rate-Limit': '5M/20M'})
+            Service.isolate([service])
+            service = Service(service.id)
+            self.assertTrue(service.radius_session_isolated)
+            self.assertEqual(service.get_radius_coa(router), {
+                    'Mikrotik-Rate-Limit': '5M/20M',
+                    'Mikrotik-Address-List': 'isolir'})
+            self.flush(router)
+            Service.reactivate([service])
+            service = Service(service.id)
+            # no CoA withdraws the isolation of a live session
+            self.assertIsNone(service.get_radius_coa(router))
+            self.flush(router)
+            service = Service(service.id)
+            self.assertFalse(service.radius_session_isolated)
+            Service.write([service], {'radius_throttled': True})
+            self.assertEqual(service.router_state, 'pending')
+            self.assertEqual(service.get_radius_coa(router),
+                {'Mikrotik-Rate-Limit': '512k/1M'})
+            with self.assertRaises(RouterRadiusValidationError):
+                self.radius_router(code='BAD', address='not-an-address')
+            # sync of a RADIUS router never talks to an API
+            Router.sync([router])
+
+    @with_transaction()
+    def test_fair_usage(self):
+        "Over the quota this cycle: throttled; the next cycle: released"
+        pool = Pool()
+        Service = pool.get('isp.service')
+        Usage = pool.get('isp.service.usage')
+        company, location = self.branch()
+        with set_company(company):
+            plan = self.plan(quota=1, throttled_download_rate=1000,
+                throttled_upload_rate=512)
+            router = self.radius_router()
+            service = self.register(location, plan, router)
+            other = self.register(location, plan, router, name="Siti")
+            day = dt.date(2030, 3, 15)
+            Usage.create([{
+                        'company': company.id, 'service': service.id,
+                        'date': day, 'bytes_in': 10 ** 8,
+                        'bytes_out': 10 ** 9}, {
+                        'company': company.id, 'service': other.id,
+                        'date': day - dt.timedelta(days=20),
+                        'bytes_out': 5 * 10 ** 9}])
+            throttled, released = Service.apply_fair_usage(day)
+            self.assertEqual(throttled, [service])
+            self.assertEqual(released, [])
+            self.assertEqual(Service.apply_fair_usage(day), ([], []))
+            self.assertEqual(
+                Service.apply_fair_usage(dt.date(2030, 4, 1)),
+                ([], [service]))
+            self.assertEqual(Usage(Usage.search([
+                            ('service', '=', service.id)])[0]).total,
+                11 * 10 ** 8)
 
 
 del ModuleTestCase
