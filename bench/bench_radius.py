@@ -76,7 +76,10 @@ class RadiusStack(Stack):
     def __init__(self, uri, name='isp_radius_bench'):
         super().__init__(uri, name=name, workers=0)
         with open(self.config, 'w') as file:
-            file.write('[database]\nuri = %s\nlanguage = en\n' % uri)
+            # tasks run in this process (run_tasks): say so explicitly, an
+            # earlier configuration of this process may have turned workers on
+            file.write('[database]\nuri = %s\nlanguage = en\n'
+                '[queue]\nworker = False\n' % uri)
 
     def create_database(self):
         "Create the database from the template, activating it if needed"
