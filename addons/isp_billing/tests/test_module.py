@@ -2,12 +2,38 @@
 # this repository contains the full copyright notices and license terms.
 
 from trytond.modules.company.tests import CompanyTestMixin
-from trytond.tests.test_tryton import ModuleTestCase
+from trytond.pool import Pool
+from trytond.pyson import Eval, PYSONEncoder
+from trytond.tests.test_tryton import ModuleTestCase, with_transaction
 
 
 class IspBillingTestCase(CompanyTestMixin, ModuleTestCase):
     "Test isp_billing module"
     module = 'isp_billing'
+
+    @property
+    def _skip_company_rule(self):
+        # central gateway accounts (empty company) are shared: their rule is
+        # ['OR', ('company', '=', None), ('company', 'in', companies)],
+        # checked by test_payment_gateway_company_rule
+        return super()._skip_company_rule | {
+            ('isp.payment.gateway', 'company'),
+            }
+
+    @with_transaction()
+    def test_payment_gateway_company_rule(self):
+        "Gateway accounts: the user's companies' and the central ones"
+        Rule = Pool().get('ir.rule')
+        shared = PYSONEncoder(sort_keys=True).encode(['OR',
+                ('company', '=', None),
+                ('company', 'in', Eval('companies', []))])
+        rules = Rule.search([
+                ('rule_group.model', '=', 'isp.payment.gateway'),
+                ('rule_group.global_p', '=', True),
+                ('rule_group.perm_read', '=', True),
+                ('domain', '=', shared),
+                ])
+        self.assertEqual(len(rules), 1)
 
 
 del ModuleTestCase

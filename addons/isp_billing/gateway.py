@@ -1,0 +1,967 @@
+# This file is part of the ISP suite.  The COPYRIGHT file at the top level of
+# this repository contains the full copyright notices and license terms.
+"""Online payments: gateway accounts, payment transactions and their
+notifications.
+
+- `isp.payment.gateway`: an account at Midtrans, Xendit, Duitku or M-Pesa;
+  empty company = the head office's central account, which every branch uses
+  unless it has an active account of its own for that provider.
+- `isp.payment.transaction`: one payment opened at a gateway for a document
+  (an invoice now, a voucher order ``EV...`` later), with its unique
+  reference, amount, currency and state; every notification received for it
+  is kept raw in `isp.payment.notification`.
+
+Webhooks (routes.py) and the reconciliation cron both end in
+`Transaction.process_notification`, which applies a verified notification
+under the transaction's row lock, at most once.  See docs/payments.md.
+"""
+import datetime as dt
+import logging
+import secrets
+import urllib.parse
+from decimal import Decimal
+
+from sql import Null
+from trytond.i18n import gettext
+from trytond.model import (
+    DeactivableMixin,
+    Index,
+    ModelSQL,
+    ModelView,
+    Unique,
+    fields,
+)
+from trytond.modules.account.exceptions import PeriodNotFoundError
+from trytond.pool import Pool, PoolMeta
+from trytond.pyson import Bool, Eval
+from trytond.transaction import (
+    Transaction,
+    TransactionError,
+    without_check_access,
+)
+from trytond.wizard import (
+    Button,
+    StateAction,
+    StateTransition,
+    StateView,
+    Wizard,
+)
+
+from . import gateways
+from .exceptions import PaymentGatewayError, PaymentOnlineError
+
+logger = logging.getLogger(__name__)
+
+PROVIDERS = [
+    ('midtrans', "Midtrans (Snap)"),
+    ('xendit', "Xendit (Invoices)"),
+    ('duitku', "Duitku"),
+    ('mpesa', "M-Pesa (Daraja STK push)"),
+    ]
+#: The account fields each provider uses, as the adapter names them.
+CREDENTIALS = {
+    'midtrans': ['server_key'],
+    'xendit': ['secret_key', 'callback_token'],
+    'duitku': ['merchant_code', 'api_key', 'payment_method'],
+    'mpesa': ['consumer_key', 'consumer_secret', 'shortcode', 'passkey',
+        'callback_secret', 'transaction_type', 'party_b'],
+    }
+#: Fields readable and writable only by the administrators.
+SECRET_FIELDS = ['server_key', 'secret_key', 'callback_token', 'api_key',
+    'consumer_key', 'consumer_secret', 'passkey', 'callback_secret']
+#: Headers never stored with a notification (they authenticate it).
+SECRET_HEADERS = {'x-callback-token', 'authorization', 'proxy-authorization',
+    'cookie'}
+#: Query parameters never stored with a notification URL.
+SECRET_QUERY = {'token'}
+MAX_STORED = 64 * 1024
+TRANSACTION_STATES = [
+    ('pending', "Pending"),
+    ('paid', "Paid"),
+    ('failed', "Failed"),
+    ('expired', "Expired"),
+    ]
+REVIEWS = [
+    (None, ""),
+    ('wrong_amount', "Wrong amount"),
+    ('wrong_currency', "Wrong currency"),
+    ('document_settled', "Paid but nothing left to pay"),
+    ('reversed', "Reversed after payment"),
+    ]
+VERDICTS = [
+    ('applied', "Applied"),
+    ('duplicate', "Already applied"),
+    ('ignored', "Ignored"),
+    ('wrong_amount', "Refused: wrong amount"),
+    ('wrong_currency', "Refused: wrong currency"),
+    ]
+#: Verdicts that refuse the notification (answered 4xx, flagged for staff).
+REFUSED = {'wrong_amount', 'wrong_currency'}
+
+
+def _now():
+    "The current time (UTC, naive); tests move it with `_isp_payment_now`"
+    return (Transaction().context.get('_isp_payment_now')
+        or dt.datetime.now())
+
+
+def redact_headers(headers):
+    "The headers as text, without those that authenticate the request"
+    items = headers.items() if hasattr(headers, 'items') else headers or []
+    return '\n'.join('%s: %s' % (k, '***' if k.lower() in SECRET_HEADERS
+            else v) for k, v in items)
+
+
+def redact_url(url):
+    "The URL without its secret query parameters (M-Pesa's callback token)"
+    if not url:
+        return url
+    parts = urllib.parse.urlsplit(url)
+    query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    query = [(k, '***' if k in SECRET_QUERY else v) for k, v in query]
+    return urllib.parse.urlunsplit(
+        parts._replace(query=urllib.parse.urlencode(query, safe='*')))
+
+
+def _text(value, limit=MAX_STORED):
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        value = value.decode('utf-8', 'replace')
+    return value[:limit]
+
+
+def new_reference(prefix='IV'):
+    """A reference no one can guess, 12 characters (M-Pesa's account
+    reference limit): the prefix tells the document ('IV' invoice, 'EV'
+    voucher order), the rest is random."""
+    alphabet = '23456789ABCDEFGHJKLMNPQRSTUVWXYZ'
+    return prefix + ''.join(
+        secrets.choice(alphabet) for _ in range(12 - len(prefix)))
+
+
+def _credential(string, help, provider):
+    "A setting of one provider's accounts"
+    return fields.Char(string, strip=True, help=help, states={
+            'invisible': Eval('provider') != provider,
+            })
+
+
+class Gateway(DeactivableMixin, ModelSQL, ModelView):
+    "Payment Gateway Account"
+    __name__ = 'isp.payment.gateway'
+
+    name = fields.Char("Name", required=True)
+    provider = fields.Selection(PROVIDERS, "Provider", required=True)
+    company = fields.Many2One(
+        'company.company', "Company", ondelete='RESTRICT',
+        help="The branch that owns the account.\n"
+        "Leave empty for the head office's central account: branches "
+        "without an active account of their own for the provider use it.")
+    sequence = fields.Integer(
+        "Sequence",
+        help="Between accounts of a branch, the lowest is offered first.")
+    sandbox = fields.Boolean(
+        "Sandbox", help="Use the provider's test environment.")
+    base_url = fields.Char(
+        "Base URL", strip=True,
+        help="The provider's API root; empty for its sandbox or "
+        "production host.")
+    api_base_url = fields.Char(
+        "Status API URL", strip=True,
+        states={'invisible': Eval('provider') != 'midtrans'},
+        help="Midtrans: the Core API root of status queries; empty for "
+        "the Base URL or Midtrans' host.")
+    public_url = fields.Char(
+        "Public URL", strip=True,
+        help="The root of this server as the provider reaches it "
+        "(e.g. https://billing.example.com); empty for the web hostname.")
+    return_url = fields.Char(
+        "Return URL", strip=True,
+        help="Where the buyer goes back after paying (the portal).")
+    webhook_url = fields.Function(fields.Char(
+            "Webhook URL",
+            help="The URL to give the provider for its notifications "
+            "(Xendit: the account's invoice callback URL)."),
+        'get_webhook_url')
+    timeout = fields.Integer(
+        "Time-out", required=True, domain=[('timeout', '>', 0)],
+        help="In seconds, for each call to the provider.")
+    expiry_minutes = fields.Integer(
+        "Expiry", domain=['OR',
+            ('expiry_minutes', '=', None), ('expiry_minutes', '>', 0)],
+        help="In minutes: how long a payment stays open at the provider; "
+        "empty for the provider's default.")
+    check_after = fields.Integer(
+        "Check After", required=True, domain=[('check_after', '>', 0)],
+        help="In minutes: the reconciliation asks the provider about "
+        "payments still pending after this long (and then this often).")
+    abandon_after = fields.Integer(
+        "Abandon After", required=True, domain=[('abandon_after', '>', 0)],
+        help="In hours: a payment the provider still reports unpaid after "
+        "this long is marked expired.")
+    # credentials
+    server_key = _credential(
+        "Server Key", "Midtrans: the server key.", 'midtrans')
+    secret_key = _credential(
+        "Secret Key", "Xendit: the secret API key.", 'xendit')
+    callback_token = _credential(
+        "Callback Token", "Xendit: the callback verification token.",
+        'xendit')
+    merchant_code = _credential(
+        "Merchant Code", "Duitku: the merchant code.", 'duitku')
+    api_key = _credential("API Key", "Duitku: the API key.", 'duitku')
+    payment_method = _credential(
+        "Payment Method", "Duitku: the payment channel code (default SP, "
+        "QRIS).", 'duitku')
+    consumer_key = _credential(
+        "Consumer Key", "M-Pesa: the Daraja app's consumer key.", 'mpesa')
+    consumer_secret = _credential(
+        "Consumer Secret", "M-Pesa: the Daraja app's consumer secret.",
+        'mpesa')
+    shortcode = _credential(
+        "Short Code", "M-Pesa: the business short code (paybill).", 'mpesa')
+    passkey = _credential(
+        "Passkey", "M-Pesa: the M-Pesa Express passkey.", 'mpesa')
+    callback_secret = _credential(
+        "Callback Secret", "M-Pesa: the key of the secret token put in "
+        "each callback URL.", 'mpesa')
+    transaction_type = _credential(
+        "Transaction Type", "M-Pesa: CustomerPayBillOnline (default) or "
+        "CustomerBuyGoodsOnline.", 'mpesa')
+    party_b = _credential(
+        "Receiving Number", "M-Pesa: the receiving till or paybill; empty "
+        "for the short code.", 'mpesa')
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        cls._order.insert(0, ('sequence', 'ASC NULLS FIRST'))
+        t = cls.__table__()
+        cls._sql_indexes.add(Index(t,
+                (t.company, Index.Range()), (t.provider, Index.Equality())))
+
+    @staticmethod
+    def default_company():
+        return Transaction().context.get('company')
+
+    @classmethod
+    def default_sandbox(cls):
+        return True
+
+    @classmethod
+    def default_timeout(cls):
+        return 10
+
+    @classmethod
+    def default_check_after(cls):
+        return 15
+
+    @classmethod
+    def default_abandon_after(cls):
+        return 48
+
+    @classmethod
+    def default_callback_secret(cls):
+        return secrets.token_urlsafe(24)
+
+    def get_webhook_url(self, name):
+        return self.webhook()
+
+    def webhook(self):
+        "The URL of this provider's webhook route in this database"
+        return '%s/%s/isp_billing/webhook/%s' % (self.root_url(),
+            Transaction().database.name, self.provider)
+
+    def root_url(self):
+        "The root of this server as the provider and the buyer reach it"
+        from trytond.url import http_host
+        return (self.public_url or http_host()).rstrip('/')
+
+    def buyer_return_url(self):
+        "Where the buyer goes back after paying"
+        return self.return_url or self.root_url() + '/'
+
+    def credentials(self):
+        "The adapter's credentials (never log them)"
+        return {name: getattr(self, name)
+            for name in CREDENTIALS.get(self.provider, [])
+            if getattr(self, name)}
+
+    def get_adapter(self):
+        "The adapter of the account (credentials read without access checks)"
+        with without_check_access():
+            gateway = self.__class__(self.id) if self.id else self
+            kwargs = {}
+            if gateway.provider == 'midtrans' and gateway.api_base_url:
+                kwargs['api_base_url'] = gateway.api_base_url
+            try:
+                return gateways.get_adapter(gateway.provider,
+                    gateway.base_url or None, gateway.credentials(),
+                    sandbox=gateway.sandbox, timeout=gateway.timeout,
+                    **kwargs)
+            except gateways.GatewayError as exception:
+                raise PaymentGatewayError(gettext(
+                        'isp_billing.msg_payment_gateway_error',
+                        gateway=gateway.rec_name,
+                        error=exception.message)) from exception
+
+    @classmethod
+    def for_company(cls, company, provider=None):
+        """The active accounts a branch pays with, best first: per provider
+        the branch's own accounts, else the central ones."""
+        domain = [('company', 'in', [int(company), None])]
+        if provider:
+            domain.append(('provider', '=', provider))
+        with without_check_access():
+            accounts = cls.search(domain)
+        own = {a.provider for a in accounts if a.company}
+        return [a for a in accounts
+            if a.company or a.provider not in own]
+
+
+
+
+class PaymentTransaction(ModelSQL, ModelView):
+    "Payment Transaction"
+    __name__ = 'isp.payment.transaction'
+    _rec_name = 'reference'
+
+    reference = fields.Char(
+        "Reference", required=True, readonly=True,
+        help="The order reference sent to the provider (unique).")
+    gateway = fields.Many2One(
+        'isp.payment.gateway', "Gateway", required=True, readonly=True,
+        ondelete='RESTRICT')
+    provider = fields.Function(
+        fields.Selection(PROVIDERS, "Provider"), 'on_change_with_provider')
+    company = fields.Many2One(
+        'company.company', "Company", required=True, readonly=True,
+        ondelete='RESTRICT', help="The branch the document belongs to.")
+    document = fields.Reference(
+        "Document", selection='get_documents', required=True, readonly=True)
+    party = fields.Many2One(
+        'party.party', "Party", readonly=True, ondelete='RESTRICT',
+        context={'company': Eval('company', -1)}, depends={'company'})
+    amount = fields.Numeric(
+        "Amount", digits='currency', required=True, readonly=True)
+    currency = fields.Many2One(
+        'currency.currency', "Currency", required=True, readonly=True)
+    state = fields.Selection(
+        TRANSACTION_STATES, "State", required=True, readonly=True, sort=False)
+    provider_id = fields.Char(
+        "Provider ID", readonly=True,
+        help="The provider's own id of the payment.")
+    provider_status = fields.Char("Provider Status", readonly=True)
+    payment_url = fields.Char(
+        "Payment URL", readonly=True,
+        help="The buyer's payment page (none for an M-Pesa prompt).")
+    paid_amount = fields.Numeric(
+        "Paid Amount", digits='currency', readonly=True)
+    paid_at = fields.Timestamp("Paid At", readonly=True)
+    checked_at = fields.Timestamp(
+        "Checked At", readonly=True,
+        help="When the reconciliation last asked the provider.")
+    review = fields.Selection(
+        REVIEWS, "Review", readonly=True,
+        help="Set when a notification needs a person: a wrong amount or "
+        "currency was refused, a payment came for a settled document or a "
+        "paid transaction was reversed at the provider.")
+    review_note = fields.Char("Review Note", readonly=True)
+    notifications = fields.One2Many(
+        'isp.payment.notification', 'transaction', "Notifications",
+        readonly=True)
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        cls._order.insert(0, ('create_date', 'DESC'))
+        cls._order.insert(1, ('id', 'DESC'))
+        t = cls.__table__()
+        cls._sql_constraints += [
+            ('reference_uniq', Unique(t, t.reference),
+                'isp_billing.msg_payment_reference_unique'),
+            ]
+        cls._sql_indexes.update({
+                Index(t, (t.provider_id, Index.Equality())),
+                Index(t, (t.document, Index.Equality())),
+                Index(t, (t.company, Index.Range()),
+                    (t.create_date, Index.Range()),
+                    where=t.state == 'pending'),
+                Index(t, (t.review, Index.Equality()),
+                    where=t.review != Null),
+                })
+        cls._buttons.update({
+                'check': {
+                    'invisible': Eval('state') != 'pending',
+                    'depends': ['state'],
+                    },
+                'mark_reviewed': {
+                    'invisible': ~Bool(Eval('review')),
+                    'depends': ['review'],
+                    },
+                })
+
+    @classmethod
+    def default_state(cls):
+        return 'pending'
+
+    @staticmethod
+    def default_company():
+        return Transaction().context.get('company')
+
+    @classmethod
+    def get_documents(cls):
+        "The models a transaction may pay (modules add theirs)"
+        pool = Pool()
+        Model = pool.get('ir.model')
+        models = cls._document_models()
+        return [(None, '')] + [(m, Model.get_name(m)) for m in models]
+
+    @classmethod
+    def _document_models(cls):
+        return ['account.invoice']
+
+    @fields.depends('gateway')
+    def on_change_with_provider(self, name=None):
+        return self.gateway.provider if self.gateway else None
+
+    # -- opening payments -----------------------------------------------------
+
+    @classmethod
+    def open(cls, document, gateway, amount, currency, party=None,
+            customer=None, description=None, prefix='IV'):
+        """Open a payment of `amount` for `document` at `gateway` and return
+        the transaction (its payment_url is the buyer's page; M-Pesa pushes
+        the prompt to the customer's phone instead).
+
+        The transaction is created before the provider is called, so the
+        reference is reserved; a provider error raises PaymentGatewayError
+        and, the transaction being rolled back, leaves nothing behind.
+        """
+        adapter = gateway.get_adapter()
+        transaction, = cls.create([{
+                    'reference': new_reference(prefix),
+                    'gateway': gateway.id,
+                    'company': document.company.id,
+                    'document': str(document),
+                    'party': party.id if party else None,
+                    'amount': amount,
+                    'currency': currency.id,
+                    }])
+        try:
+            request = adapter.create_payment(transaction.reference, amount,
+                currency.code, customer or {}, gateway.webhook(),
+                gateway.buyer_return_url(), description=description,
+                expiry_minutes=gateway.expiry_minutes)
+        except gateways.GatewayError as exception:
+            raise PaymentGatewayError(gettext(
+                    'isp_billing.msg_payment_gateway_error',
+                    gateway=gateway.rec_name,
+                    error=exception.message)) from exception
+        transaction.provider_id = request.provider_id
+        transaction.payment_url = request.redirect_url
+        transaction.save()
+        return transaction
+
+    # -- notifications --------------------------------------------------------
+
+    @classmethod
+    def process_notification(cls, transaction, notification, source='webhook',
+            headers=None, body=None, url=None):
+        """Apply a verified `notification` to `transaction` at most once and
+        store it; return the verdict (see VERDICTS).
+
+        The transaction's row is locked first (ModelSQL.lock: SELECT ... FOR
+        UPDATE NOWAIT on PostgreSQL; Tryton restarts the database
+        transaction with the lock taken when it was not), then read again:
+        a concurrent notification waits, then finds it applied."""
+        pool = Pool()
+        Notification = pool.get('isp.payment.notification')
+        cls.lock([transaction])
+        transaction = cls(transaction.id)
+        verdict, values = transaction._verdict(notification)
+        if verdict == 'applied' and notification.state == 'paid':
+            values.update(transaction._record_payment(values['paid_amount']))
+        if values:
+            cls.write([transaction], values)
+        Notification.create([{
+                    'transaction': transaction.id,
+                    'company': transaction.company.id,
+                    'source': source,
+                    'received_at': _now(),
+                    'state': notification.state,
+                    'amount': notification.amount,
+                    'currency_code': notification.currency,
+                    'provider_status': _text(
+                        notification.provider_status, 100),
+                    'verdict': verdict,
+                    'url': _text(redact_url(url), 2000),
+                    'headers': _text(redact_headers(headers)),
+                    'body': _text(body),
+                    }])
+        if verdict in REFUSED:
+            logger.warning("payment %s: %s notification refused (%s)",
+                transaction.reference, transaction.provider, verdict)
+        return verdict
+
+    def _verdict(self, notification):
+        "The verdict on a verified notification and the values to write"
+        state = notification.state
+        values = {}
+        if notification.provider_id and not self.provider_id:
+            values['provider_id'] = notification.provider_id
+        if state == 'paid':
+            if self.state == 'paid':
+                return 'duplicate', values
+            amount = notification.amount
+            if amount is None:
+                # M-Pesa's status query tells no amount: the STK push
+                # fixed it, the customer cannot change it
+                amount = self.amount
+            currency = notification.currency or self.currency.code
+            if currency != self.currency.code:
+                values.update(review='wrong_currency',
+                    review_note=_text('%s %s notified, %s %s expected' % (
+                            amount, currency, self.amount,
+                            self.currency.code), 200))
+                return 'wrong_currency', values
+            if amount != self.amount:
+                values.update(review='wrong_amount',
+                    review_note=_text('%s %s notified, %s %s expected' % (
+                            amount, currency, self.amount,
+                            self.currency.code), 200))
+                return 'wrong_amount', values
+            values.update(state='paid', paid_amount=self.amount,
+                paid_at=_now(),
+                provider_status=_text(notification.provider_status, 100))
+            return 'applied', values
+        if state == 'pending':
+            return ('duplicate' if self.state == 'pending' else 'ignored'), (
+                values)
+        # failed or expired
+        if self.state == 'pending':
+            values.update(state=state,
+                provider_status=_text(notification.provider_status, 100))
+            return 'applied', values
+        if self.state == state:
+            return 'duplicate', values
+        if self.state == 'paid' and not self.review:
+            # a refund or chargeback: never undone silently
+            values.update(review='reversed', review_note=_text(
+                    'the provider reports %s' % (
+                        notification.provider_status or state), 200))
+        return 'ignored', values
+
+    def _record_payment(self, amount):
+        """Record the received money on the document; return the values to
+        write on the transaction (a review flag when nothing was left to
+        pay)"""
+        if self.document and self.document.__name__ == 'account.invoice':
+            return self._record_invoice_payment(amount)
+        return {}
+
+    def _record_invoice_payment(self, amount):
+        """Record the payment with the billing module's
+        `Invoice.isp_record_payment` (payment move, reconciliation, notice,
+        reactivation); money beyond what is left to pay stays as the
+        subscriber's credit and is flagged for staff"""
+        pool = Pool()
+        Invoice = pool.get('account.invoice')
+        Date = pool.get('ir.date')
+        invoice = Invoice(self.document.id)
+        if invoice.state not in {'posted', 'paid'}:
+            return {'review': 'document_settled', 'review_note': _text(
+                    'invoice %s is %s: nothing recorded' % (
+                        invoice.rec_name, invoice.state), 200)}
+        to_pay = (invoice.amount_to_pay if invoice.state == 'posted'
+            else Decimal(0))
+        values = {}
+        if amount > to_pay:
+            values = {'review': 'document_settled', 'review_note': _text(
+                    '%s received, %s was left to pay on %s' % (
+                        amount, to_pay, invoice.rec_name), 200)}
+        with Transaction().set_context(company=invoice.company.id):
+            date = Date.today()
+        if hasattr(Invoice, 'isp_record_payment'):
+            Invoice.isp_record_payment(invoice, amount, date=date,
+                method='gateway', reference=self.reference)
+        elif to_pay > 0:
+            record_invoice_payment(invoice, amount, date, self.reference)
+        return values
+
+    # -- reconciliation -------------------------------------------------------
+
+    @classmethod
+    def reconcile_pending(cls):
+        """Cron: queue a status query for every pending transaction of the
+        context company older than its account's 'Check After' and not
+        checked since."""
+        now = _now()
+        domain = [
+            ('state', '=', 'pending'),
+            ('create_date', '<=', now - dt.timedelta(minutes=1)),
+            ]
+        company = Transaction().context.get('company')
+        if company:
+            domain.append(('company', '=', company))
+        due = []
+        for transaction in cls.search(domain, order=[('create_date', 'ASC')]):
+            delay = dt.timedelta(minutes=transaction.gateway.check_after)
+            if (transaction.create_date <= now - delay
+                    and (not transaction.checked_at
+                        or transaction.checked_at <= now - delay)):
+                due.append(transaction)
+        for transaction in due:
+            # one task each: a slow or failing provider delays no other
+            cls.__queue__.check_status([transaction])
+        return due
+
+    @classmethod
+    @ModelView.button
+    def check(cls, transactions):
+        "Ask the provider now"
+        cls.check_status(transactions)
+
+    @classmethod
+    def check_status(cls, transactions):
+        """Ask each pending transaction's provider for its state and apply
+        the answer as a notification.
+
+        The queries run before the row lock is asked for: when the lock
+        restarts the database transaction they run again, which is harmless
+        (they are read-only) and happens only for transactions whose state
+        changes."""
+        now = _now()
+        answers = []
+        for transaction in transactions:
+            if transaction.state != 'pending':
+                continue
+            answers.append((transaction, transaction.query_status()))
+        to_apply = []
+        for transaction, notification in answers:
+            if notification is None or notification.state == 'pending':
+                age = now - transaction.create_date
+                if age > dt.timedelta(
+                        hours=transaction.gateway.abandon_after):
+                    notification = gateways.Notification(
+                        transaction.reference, 'expired', None, None,
+                        transaction.provider_id,
+                        provider_status='abandoned')
+                else:
+                    continue
+            to_apply.append((transaction, notification))
+        # every lock at once: a single restart of the database transaction
+        cls.lock_for_processing([t for t, _ in to_apply])
+        checked = [t for t, _ in answers]
+        if checked:
+            cls.write(checked, {'checked_at': now})
+        for transaction, notification in to_apply:
+            cls.process_notification(transaction, notification,
+                source='query', body=_query_body(notification))
+
+    @classmethod
+    def lock_for_processing(cls, transactions):
+        """Lock the transactions and the documents they may pay; when some
+        are not locked yet, restart the database transaction once with all
+        of them"""
+        transaction = Transaction()
+        missing = {}
+        for table, ids in cls.locks_for(transactions).items():
+            try:
+                transaction.lock_records(table, ids)
+            except TransactionError:
+                missing[table] = ids
+        if missing:
+            raise _LockRows(missing)
+
+    @classmethod
+    def locks_for(cls, transactions):
+        """{table: [ids]} of the rows processing a notification locks: the
+        transactions, their invoices and the move sequences of today's
+        periods (taken at the start, they spare the restarts Tryton makes
+        when a lock is asked for on the way)"""
+        pool = Pool()
+        Invoice = pool.get('account.invoice')
+        Period = pool.get('account.period')
+        Date = pool.get('ir.date')
+        locks = {cls._table: [t.id for t in transactions]}
+        invoices = [t.document for t in transactions
+            if t.document and t.document.__name__ == 'account.invoice']
+        if invoices:
+            locks[Invoice._table] = [i.id for i in invoices]
+        for company in {i.company for i in invoices}:
+            with Transaction().set_context(company=company.id):
+                today = Date.today()
+            try:
+                period = Period.find(company, date=today)
+            except PeriodNotFoundError:
+                continue
+            sequence = period.move_sequence
+            if sequence:
+                locks.setdefault(sequence.__class__._table, []).append(
+                    sequence.id)
+        return locks
+
+    def query_status(self):
+        """The provider's answer (a gateways.Notification), or None when it
+        does not know the payment yet (Midtrans before a method is chosen)
+        or cannot be asked now"""
+        adapter = self.gateway.get_adapter()
+        try:
+            return adapter.query_status(self.reference,
+                provider_id=self.provider_id)
+        except gateways.TransactionNotFound:
+            return None
+        except gateways.GatewayError as exception:
+            logger.warning("payment %s: status query failed: %s",
+                self.reference, exception)
+            return None
+
+    @classmethod
+    @ModelView.button
+    def mark_reviewed(cls, transactions):
+        cls.write(transactions, {'review': None})
+
+
+class _LockRows(TransactionError):
+    "Restart the database transaction with all these rows locked"
+
+    def __init__(self, locks):
+        super().__init__()
+        self.locks = locks
+
+    def fix(self, extras):
+        super().fix(extras)
+        locked = extras.setdefault('_lock_records', {})
+        for table, ids in self.locks.items():
+            locked.setdefault(table, []).extend(ids)
+
+
+def _query_body(notification):
+    import json
+    try:
+        return json.dumps(notification.raw, default=str)[:MAX_STORED]
+    except (TypeError, ValueError):
+        return None
+
+
+def record_invoice_payment(invoice, amount, date, reference):
+    """Pay `invoice` with Tryton's own mechanism (the pay wizard's logic):
+    a posted move on the company's first payment method, reconciled with
+    the invoice's lines when it settles them.  Used only when the billing
+    module gives no `isp_record_payment`."""
+    pool = Pool()
+    PaymentMethod = pool.get('account.invoice.payment.method')
+    MoveLine = pool.get('account.move.line')
+    methods = PaymentMethod.search([
+            ('company', '=', invoice.company.id),
+            ], order=[('id', 'ASC')], limit=1)
+    if not methods:
+        raise PaymentOnlineError(gettext(
+                'isp_billing.msg_payment_no_method',
+                company=invoice.company.rec_name))
+    method, = methods
+    overpayment = max(amount - invoice.amount_to_pay, Decimal(0))
+    lines = invoice.pay_invoice(amount, method, date,
+        description=reference, overpayment=overpayment)
+    invoice = invoice.__class__(invoice.id)
+    to_reconcile, remainder = invoice.get_reconcile_lines_for_amount(
+        amount - overpayment, invoice.currency)
+    if not remainder:
+        MoveLine.reconcile(to_reconcile)
+    return lines
+
+
+class PaymentNotification(ModelSQL, ModelView):
+    "Payment Notification"
+    __name__ = 'isp.payment.notification'
+
+    transaction = fields.Many2One(
+        'isp.payment.transaction', "Transaction", required=True,
+        readonly=True, ondelete='CASCADE')
+    company = fields.Many2One(
+        'company.company', "Company", required=True, readonly=True,
+        ondelete='RESTRICT')
+    source = fields.Selection([
+            ('webhook', "Webhook"),
+            ('query', "Status query"),
+            ], "Source", required=True, readonly=True)
+    received_at = fields.Timestamp("Received At", required=True,
+        readonly=True)
+    state = fields.Selection(
+        TRANSACTION_STATES, "Notified State", readonly=True)
+    amount = fields.Numeric("Notified Amount", readonly=True)
+    currency_code = fields.Char("Notified Currency", readonly=True)
+    provider_status = fields.Char("Provider Status", readonly=True)
+    verdict = fields.Selection(VERDICTS, "Verdict", required=True,
+        readonly=True)
+    url = fields.Char("URL", readonly=True,
+        help="The URL called, without its secret token.")
+    headers = fields.Text("Headers", readonly=True,
+        help="Without the headers that authenticate the request.")
+    body = fields.Text("Body", readonly=True, help="As received.")
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        cls._order.insert(0, ('received_at', 'DESC'))
+        cls._order.insert(1, ('id', 'DESC'))
+        t = cls.__table__()
+        cls._sql_indexes.add(Index(t, (t.transaction, Index.Range())))
+
+
+class Invoice(metaclass=PoolMeta):
+    __name__ = 'account.invoice'
+
+    isp_payment_transactions = fields.One2Many(
+        'isp.payment.transaction', 'document', "Online Payments",
+        readonly=True)
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        cls._buttons.update({
+                'isp_pay_online': {
+                    'invisible': ((Eval('state') != 'posted')
+                        | (Eval('type') != 'out')),
+                    'depends': ['state', 'type'],
+                    },
+                })
+
+    @classmethod
+    @ModelView.button_action('isp_billing.wizard_payment_open')
+    def isp_pay_online(cls, invoices):
+        "Choose a gateway, open the payment and show its page"
+
+    def isp_payment_gateways(self):
+        "The gateway accounts that can take this invoice's currency"
+        pool = Pool()
+        Gateway = pool.get('isp.payment.gateway')
+        code = self.currency.code
+        return [a for a in Gateway.for_company(self.company)
+            if code in gateways.ADAPTERS[a.provider].currencies]
+
+    @classmethod
+    def isp_open_payment(cls, invoice, provider=None, gateway=None,
+            reuse=True):
+        """An online payment of what is left to pay on `invoice`: the
+        pending one already open at the same account for the same amount
+        (when `reuse`, never for an M-Pesa prompt), or a new one.  Used by
+        the button, the notices (pay_url) and the portal."""
+        pool = Pool()
+        PaymentTransaction = pool.get('isp.payment.transaction')
+        if invoice.type != 'out' or invoice.state != 'posted':
+            raise PaymentOnlineError(gettext(
+                    'isp_billing.msg_payment_invoice_not_payable',
+                    invoice=invoice.rec_name))
+        amount = invoice.amount_to_pay
+        if amount <= 0:
+            raise PaymentOnlineError(gettext(
+                    'isp_billing.msg_payment_invoice_not_payable',
+                    invoice=invoice.rec_name))
+        if gateway is None:
+            code = invoice.currency.code
+            accounts = [a for a in invoice.isp_payment_gateways()
+                if not provider or a.provider == provider]
+            if not accounts:
+                raise PaymentOnlineError(gettext(
+                        'isp_billing.msg_payment_no_gateway',
+                        invoice=invoice.rec_name,
+                        currency=code))
+            gateway = accounts[0]
+        if reuse and gateway.provider != 'mpesa':
+            existing = PaymentTransaction.search([
+                    ('document', '=', str(invoice)),
+                    ('gateway', '=', gateway.id),
+                    ('state', '=', 'pending'),
+                    ('amount', '=', amount),
+                    ('payment_url', '!=', None),
+                    ('create_date', '>=', _now() - dt.timedelta(
+                            minutes=gateway.expiry_minutes or 60 * 24)),
+                    ], limit=1)
+            if existing:
+                return existing[0]
+        party = invoice.party
+        customer = {
+            'name': party.name,
+            'email': party.email or None,
+            'phone': (getattr(party, 'whatsapp', None) or party.mobile
+                or party.phone or None),
+            }
+        return PaymentTransaction.open(invoice, gateway, amount,
+            invoice.currency, party=party, customer=customer,
+            description=invoice.number or invoice.rec_name)
+
+
+class PaymentOpenStart(ModelView):
+    "Pay Online"
+    __name__ = 'isp.payment.open.start'
+
+    invoice = fields.Many2One('account.invoice', "Invoice", readonly=True)
+    amount = fields.Numeric("Amount", digits='currency', readonly=True)
+    currency = fields.Many2One('currency.currency', "Currency",
+        readonly=True)
+    gateways = fields.Many2Many(
+        'isp.payment.gateway', None, None, "Gateways", readonly=True)
+    gateway = fields.Many2One(
+        'isp.payment.gateway', "Gateway", required=True,
+        domain=[('id', 'in', Eval('gateways', []))],
+        help="The account the payment is opened at.")
+
+
+class PaymentOpen(Wizard):
+    """Open an online payment of an invoice and show the buyer's page (an
+    M-Pesa prompt goes to the customer's phone instead)"""
+    __name__ = 'isp.payment.open'
+    start = StateView('isp.payment.open.start',
+        'isp_billing.payment_open_start_view_form', [
+            Button("Cancel", 'end', 'tryton-cancel'),
+            Button("Open", 'open', 'tryton-ok', default=True),
+            ])
+    open = StateTransition()
+    page = StateAction('isp_billing.url_payment_page')
+
+    def default_start(self, fields):
+        invoice = self.record
+        with without_check_access():
+            accounts = invoice.isp_payment_gateways()
+        return {
+            'invoice': invoice.id,
+            'amount': invoice.amount_to_pay,
+            'currency': invoice.currency.id,
+            'gateways': [a.id for a in accounts],
+            'gateway': accounts[0].id if accounts else None,
+            }
+
+    def transition_open(self):
+        pool = Pool()
+        Invoice = pool.get('account.invoice')
+        with without_check_access():
+            gateway = self.start.gateway.__class__(self.start.gateway.id)
+            if gateway not in self.record.isp_payment_gateways():
+                raise PaymentOnlineError(gettext(
+                        'isp_billing.msg_payment_no_gateway',
+                        invoice=self.record.rec_name,
+                        currency=self.record.currency.code))
+            self.payment = Invoice.isp_open_payment(
+                Invoice(self.record.id), gateway=gateway)
+        return 'page' if self.payment.payment_url else 'end'
+
+    def do_page(self, action):
+        action['url'] = self.payment.payment_url
+        return action, {}
+
+
+class Cron(metaclass=PoolMeta):
+    __name__ = 'ir.cron'
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        cls.method.selection.append(
+            ('isp.payment.transaction|reconcile_pending',
+                "Reconcile Pending Online Payments"))
+
+
+

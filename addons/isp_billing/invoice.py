@@ -1,0 +1,501 @@
+# This file is part of the ISP suite.  The COPYRIGHT file at the top level of
+# this repository contains the full copyright notices and license terms.
+"""Invoices of services: posting, notices, staff payments, credit."""
+from collections import defaultdict
+from decimal import Decimal
+
+from trytond.i18n import gettext
+from trytond.model import Index, ModelView, Unique, dualmethod, fields
+from trytond.modules.currency.fields import Monetary
+from trytond.pool import Pool, PoolMeta
+from trytond.pyson import Eval
+from trytond.tools import grouped_slice
+from trytond.transaction import Transaction, without_check_access
+from trytond.wizard import Button, StateTransition, StateView, Wizard
+
+from .configuration import PAYMENT_METHODS
+from .exceptions import BillingError, PaymentError
+
+KINDS = [
+    (None, ""),
+    ('recurring', "Recurring"),
+    ('prorated', "Prorated"),
+    ('setup', "Setup Fee"),
+    ('discount', "Discount"),
+    ('plan_credit', "Plan Change Credit"),
+    ('plan_charge', "Plan Change Charge"),
+    ('overage', "Usage Overage"),
+    ]
+METHOD_LABELS = {
+    'cash': "Cash",
+    'bank_transfer': "Bank transfer",
+    'qris': "QRIS",
+    'gateway': "Online payment",
+    }
+
+
+def _format_amount(lang, amount, currency):
+    return lang.currency(amount, currency, symbol=True, grouping=True)
+
+
+class Invoice(metaclass=PoolMeta):
+    __name__ = 'account.invoice'
+
+    isp_services = fields.Function(fields.Many2Many(
+            'isp.service', None, None, "Services"), 'get_isp_services')
+    isp_customer_id = fields.Function(
+        fields.Char("Customer ID"), 'get_isp_customer_id')
+
+    def get_isp_services(self, name):
+        return sorted({line_.isp_service.id for line_ in self.lines
+                if getattr(line_, 'isp_service', None)})
+
+    def get_isp_customer_id(self, name):
+        ids = sorted({line_.isp_service.customer_id for line_ in self.lines
+                if getattr(line_, 'isp_service', None)
+                and line_.isp_service.customer_id})
+        return ', '.join(ids) or None
+
+    @property
+    def is_isp(self):
+        return any(getattr(line_, 'isp_service', None) for line_ in self.lines)
+
+    # -- posting --
+
+    @classmethod
+    def isp_post(cls, invoices):
+        """Post `invoices` the stock way (numbering, taxes, moves), use the
+        subscribers' credit on them, then queue the 'invoice issued'
+        notices"""
+        with Transaction().set_context(_skip_warnings=True):
+            cls.post(invoices)
+        cls.isp_apply_credit(invoices)
+        cls.isp_notify(invoices, 'invoice_issued')
+
+    @dualmethod
+    def print_invoice(cls, invoices):
+        # the PDF of a service invoice is rendered when first printed, not
+        # at posting: a billing run must not render thousands of PDFs
+        invoices = [i for i in invoices if not i.is_isp]
+        if invoices:
+            super().print_invoice(invoices)
+
+    def isp_pay_url(self):
+        "The payment link of the invoice (the payments module may override)"
+        pool = Pool()
+        Configuration = pool.get('isp.billing.configuration')
+        pattern = Configuration(1).get_multivalue(
+            'pay_url', company=self.company.id)
+        if not pattern:
+            return ''
+        return pattern.format_map(defaultdict(str, {
+                    'number': self.number or '',
+                    'invoice': self.id,
+                    'customer_id': self.isp_customer_id or '',
+                    'company': self.company.id,
+                    }))
+
+    def isp_notice_values(self, lang):
+        return {
+            'invoice_number': self.number or '',
+            'amount': _format_amount(
+                lang, self.total_amount, self.currency),
+            'due_date': lang.strftime(self.isp_due_date)
+            if self.isp_due_date else '',
+            'pay_url': self.isp_pay_url(),
+            }
+
+    @property
+    def isp_due_date(self):
+        dates = [line_.maturity_date for line_ in self.lines_to_pay
+            if line_.maturity_date]
+        return min(dates) if dates else self.payment_term_date
+
+    @classmethod
+    def isp_notify(cls, invoices, event, extra=None):
+        """Queue `event` for the subscribers of `invoices` (bulk)"""
+        pool = Pool()
+        Message = pool.get('isp.message')
+        Lang = pool.get('ir.lang')
+        requests = []
+        langs = {}
+        for invoice in invoices:
+            party = invoice.party
+            code = party.lang.code if party.lang else (
+                invoice.company.party.lang.code
+                if invoice.company.party.lang else None)
+            if code not in langs:
+                langs[code] = Lang.get(code) if code else Lang.get()
+            values = invoice.isp_notice_values(langs[code])
+            if extra:
+                values.update(extra.get(invoice.id, {}))
+            requests.append({
+                    'event': event, 'party': party, 'values': values,
+                    'company': invoice.company, 'origin': invoice,
+                    })
+        if requests:
+            Message.send_events(requests)
+
+    # -- credit --
+
+    @classmethod
+    def isp_apply_credit(cls, invoices):
+        """Use each subscriber's credit (unreconciled receivable credit lines
+        not yet attached to an invoice: overpayments, credit notes) on their
+        new invoices, reconciling the invoices it pays in full"""
+        pool = Pool()
+        MoveLine = pool.get('account.move.line')
+        invoices = [i for i in invoices
+            if i.type == 'out' and i.state == 'posted']
+        if not invoices:
+            return
+        domain_parties = defaultdict(set)
+        for invoice in invoices:
+            domain_parties[invoice.account.id].add(invoice.party.id)
+        credits = defaultdict(list)
+        for account, party_ids in domain_parties.items():
+            for sub_ids in grouped_slice(list(party_ids), 1000):
+                for line in MoveLine.search([
+                            ('account', '=', account),
+                            ('party', 'in', list(sub_ids)),
+                            ('reconciliation', '=', None),
+                            ('move.state', '=', 'posted'),
+                            ('invoice_payment', '=', None),
+                            ['OR',
+                                ('credit', '>', 0),
+                                ('debit', '<', 0)],
+                            ], order=[('date', 'ASC'), ('id', 'ASC')]):
+                    credits[(account, line.party.id)].append(line)
+        if not credits:
+            return
+        for invoice in invoices:
+            lines = credits.get((invoice.account.id, invoice.party.id))
+            while lines and invoice.amount_to_pay > 0:
+                line = lines.pop(0)
+                invoice._isp_use_credit_line(line)
+                invoice = cls(invoice.id)
+
+    def _isp_use_credit_line(self, line):
+        "Attach the credit `line` to the invoice, splitting it when larger"
+        pool = Pool()
+        MoveLine = pool.get('account.move.line')
+        Move = pool.get('account.move')
+        Period = pool.get('account.period')
+        Configuration = pool.get('isp.billing.configuration')
+        available = line.credit - line.debit
+        to_pay = self.amount_to_pay
+        if available <= to_pay:
+            self.add_payment_lines({self: [line]})
+        else:
+            # a move that consumes the whole credit line and gives back the
+            # rest as a new credit line: Tryton reconciles whole lines only
+            journal = Configuration(1).get_multivalue(
+                'credit_journal', company=self.company.id)
+            if not journal:
+                raise BillingError(gettext(
+                        'isp_billing.msg_billing_no_credit_journal',
+                        company=self.company.rec_name))
+            date = max(line.date, self.invoice_date or line.date)
+            move = Move(
+                journal=journal, company=self.company, date=date,
+                period=Period.find(self.company, date=date),
+                origin=self,
+                description=gettext('isp_billing.msg_credit_applied',
+                    invoice=self.rec_name),
+                lines=[
+                    MoveLine(account=line.account, party=line.party,
+                        debit=available, credit=0),
+                    MoveLine(account=line.account, party=line.party,
+                        debit=0, credit=to_pay),
+                    MoveLine(account=line.account, party=line.party,
+                        debit=0, credit=available - to_pay),
+                    ])
+            move.save()
+            Move.post([move])
+            consume, use, _ = move.lines
+            MoveLine.reconcile([consume, line])
+            self.add_payment_lines({self: [use]})
+        invoice = self.__class__(self.id)
+        if invoice.currency.is_zero(invoice.amount_to_pay):
+            MoveLine.reconcile([line_ for line_ in
+                    invoice.lines_to_pay + invoice.payment_lines
+                    if not line_.reconciliation])
+
+    # -- staff and gateway payments --
+
+    @classmethod
+    def isp_record_payment(cls, invoice, amount, date=None, method='cash',
+            reference=None, journal=None):
+        """Record a payment of `amount` (invoice currency) for `invoice` with
+        Tryton's own pay-invoice mechanism and return the posted payment move.
+
+        method: cash, bank_transfer, qris or gateway (the branch's payment
+        method of that name; `journal` may give another
+        `account.invoice.payment.method`, or an `account.journal` of one).
+        A partial payment is added to the invoice; the payment that
+        completes it reconciles it (the invoice becomes paid); an
+        overpayment, or a payment of an invoice already paid, stays on the
+        subscriber's receivable as credit, used by the next invoice.
+        The 'payment received' notice is queued, and so is the reactivation
+        of the subscriber's services isolated for non-payment once nothing
+        is left overdue.  Callers check who may record payments: this
+        method runs without access checks."""
+        pool = Pool()
+        Date = pool.get('ir.date')
+        MoveLine = pool.get('account.move.line')
+        Service = pool.get('isp.service')
+        amount = Decimal(amount)
+        with without_check_access():
+            invoice = cls(int(invoice))
+            cls.lock([invoice])
+            if invoice.currency.is_zero(amount) or amount < 0:
+                raise PaymentError(gettext(
+                        'isp_billing.msg_payment_amount_positive',
+                        invoice=invoice.rec_name))
+            if invoice.type != 'out' or invoice.state not in {
+                    'posted', 'paid'}:
+                raise PaymentError(gettext(
+                        'isp_billing.msg_payment_invoice_not_posted',
+                        invoice=invoice.rec_name))
+            with Transaction().set_context(company=invoice.company.id):
+                if date is None:
+                    date = Date.today()
+                payment_method = cls._isp_payment_method(
+                    invoice.company, method, journal)
+                description = reference or METHOD_LABELS.get(method, method)
+                to_pay = (invoice.amount_to_pay
+                    if invoice.state == 'posted' else Decimal(0))
+                if to_pay <= 0:
+                    move = invoice._isp_credit_move(
+                        amount, payment_method, date, description)
+                else:
+                    overpayment = max(amount - to_pay, Decimal(0))
+                    lines = invoice.pay_invoice(
+                        amount, payment_method, date, description,
+                        overpayment)
+                    move = lines[0].move
+                    invoice = cls(invoice.id)
+                    if invoice.currency.is_zero(invoice.amount_to_pay):
+                        MoveLine.reconcile([line_ for line_ in
+                                invoice.lines_to_pay + invoice.payment_lines
+                                if not line_.reconciliation])
+            invoice = cls(invoice.id)
+            cls.isp_notify_payment(invoice, amount, date)
+            services = Service.search([
+                    ('company', '=', invoice.company.id),
+                    ('subscriber', '=', invoice.party.id),
+                    ('state', '=', 'isolated'),
+                    ('isolated_by_billing', '=', True),
+                    ])
+            if services:
+                Service.__queue__.isp_reactivate_paid(services)
+        return move
+
+    @classmethod
+    def _isp_payment_method(cls, company, method, journal=None):
+        pool = Pool()
+        Configuration = pool.get('isp.billing.configuration')
+        PaymentMethod = pool.get('account.invoice.payment.method')
+        Journal = pool.get('account.journal')
+        if isinstance(journal, PaymentMethod):
+            return journal
+        if isinstance(journal, Journal):
+            methods = PaymentMethod.search([
+                    ('company', '=', company.id),
+                    ('journal', '=', journal.id),
+                    ], limit=1)
+            if methods:
+                return methods[0]
+        if method not in PAYMENT_METHODS:
+            raise PaymentError(gettext(
+                    'isp_billing.msg_payment_method_unknown', method=method))
+        payment_method = Configuration(1).get_multivalue(
+            'payment_method_%s' % method, company=company.id)
+        if not payment_method:
+            raise PaymentError(gettext(
+                    'isp_billing.msg_payment_method_missing',
+                    method=METHOD_LABELS[method], company=company.rec_name))
+        return payment_method
+
+    def _isp_credit_move(self, amount, payment_method, date, description):
+        "Record `amount` received as the subscriber's credit"
+        pool = Pool()
+        Move = pool.get('account.move')
+        MoveLine = pool.get('account.move.line')
+        Period = pool.get('account.period')
+        move = Move(
+            journal=payment_method.journal, company=self.company, date=date,
+            period=Period.find(self.company, date=date), origin=self,
+            description=description,
+            lines=[
+                MoveLine(account=payment_method.debit_account.current(
+                        date=date), debit=amount, credit=0),
+                MoveLine(account=self.account, party=self.party,
+                    debit=0, credit=amount),
+                ])
+        move.save()
+        Move.post([move])
+        return move
+
+    @classmethod
+    def isp_notify_payment(cls, invoice, amount, date):
+        pool = Pool()
+        Message = pool.get('isp.message')
+        Lang = pool.get('ir.lang')
+        party = invoice.party
+        lang = Lang.get(party.lang.code) if party.lang else Lang.get()
+        Message.send_events([{
+                    'event': 'payment_received', 'party': party,
+                    'company': invoice.company, 'origin': invoice,
+                    'values': {
+                        'amount': _format_amount(
+                            lang, amount, invoice.currency),
+                        'invoice_number': invoice.number or '',
+                        'payment_date': lang.strftime(date),
+                        },
+                    }])
+
+    @classmethod
+    def isp_overdue_parties(cls, company, parties, date):
+        """The ids of `parties` with a receivable line of `company` still
+        unpaid after its due date (before `date`)"""
+        pool = Pool()
+        MoveLine = pool.get('account.move.line')
+        overdue = set()
+        for sub_ids in grouped_slice([int(p) for p in parties], 1000):
+            lines = MoveLine.search([
+                    ('move.company', '=', int(company)),
+                    ('account.type.receivable', '=', True),
+                    ('party', 'in', list(sub_ids)),
+                    ('reconciliation', '=', None),
+                    ('maturity_date', '<', date),
+                    ('move.state', '=', 'posted'),
+                    ['OR', ('debit', '>', 0), ('credit', '<', 0)],
+                    ])
+            overdue.update(line_.party.id for line_ in lines)
+        return overdue
+
+
+class InvoiceLine(metaclass=PoolMeta):
+    __name__ = 'account.invoice.line'
+
+    isp_service = fields.Many2One(
+        'isp.service', "Service", readonly=True, ondelete='RESTRICT',
+        domain=[('company', '=', Eval('company', -1))])
+    isp_kind = fields.Selection(KINDS, "Billing Kind", readonly=True)
+    isp_period_start = fields.Date("Period Start", readonly=True)
+    isp_period_end = fields.Date("Period End", readonly=True)
+    isp_period_key = fields.Date(
+        "Period Key", readonly=True,
+        help="The start of the billed period for recurring lines: a "
+        "service is never invoiced twice for the same period.")
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        t = cls.__table__()
+        cls._sql_constraints += [
+            ('isp_service_period_uniq',
+                Unique(t, t.isp_service, t.isp_period_key),
+                'isp_billing.msg_invoice_line_period_unique'),
+            ]
+        cls._sql_indexes.add(
+            Index(t, (t.isp_service, Index.Range()),
+                (t.isp_period_start, Index.Range())))
+
+    @classmethod
+    def copy(cls, lines, default=None):
+        default = default.copy() if default is not None else {}
+        default.setdefault('isp_period_key', None)
+        return super().copy(lines, default=default)
+
+    def _credit(self):
+        line = super()._credit()
+        for name in ['isp_service', 'isp_kind', 'isp_period_start',
+                'isp_period_end']:
+            setattr(line, name, getattr(self, name))
+        return line
+
+    @fields.depends('company', 'invoice', '_parent_invoice.company',
+        'product', 'unit')
+    def on_change_product(self):
+        pool = Pool()
+        Configuration = pool.get('isp.billing.configuration')
+        template = self.product.template if self.product else None
+        if template and template.isp_plan and not template.account_category:
+            company = self.company or (
+                self.invoice.company if self.invoice else None)
+            if company:
+                config = Configuration(1)
+                account = config.get_multivalue(
+                    'revenue_account', company=company.id)
+                tax = config.get_multivalue('tax', company=company.id)
+                self.account = account
+                self.taxes = [tax] if tax else []
+                if not self.unit or (
+                        self.unit.category
+                        != self.product.default_uom.category):
+                    self.unit = self.product.default_uom
+                return
+        super().on_change_product()
+
+
+class PayStart(ModelView):
+    "Record Payment"
+    __name__ = 'isp.invoice.pay.start'
+
+    invoice = fields.Many2One('account.invoice', "Invoice", readonly=True)
+    company = fields.Many2One('company.company', "Company", readonly=True)
+    currency = fields.Many2One('currency.currency', "Currency", readonly=True)
+    amount_to_pay = Monetary(
+        "Amount to Pay", currency='currency', digits='currency',
+        readonly=True)
+    amount = Monetary(
+        "Amount", currency='currency', digits='currency', required=True,
+        domain=[('amount', '>', 0)],
+        help="What the subscriber paid; above the amount to pay, the rest "
+        "is kept as credit for the next invoice.")
+    method = fields.Selection([
+            ('cash', "Cash"),
+            ('bank_transfer', "Bank Transfer"),
+            ('qris', "QRIS"),
+            ], "Method", required=True)
+    date = fields.Date("Date", required=True)
+    reference = fields.Char("Reference",
+        help="The receipt or transfer reference.")
+
+
+class Pay(Wizard):
+    "Record Payment"
+    __name__ = 'isp.invoice.pay'
+
+    start = StateView('isp.invoice.pay.start',
+        'isp_billing.invoice_pay_start_view_form', [
+            Button("Cancel", 'end', 'tryton-cancel'),
+            Button("Record", 'pay', 'tryton-ok', default=True),
+            ])
+    pay = StateTransition()
+
+    def default_start(self, fields):
+        pool = Pool()
+        Date = pool.get('ir.date')
+        invoice = self.record
+        with Transaction().set_context(company=invoice.company.id):
+            today = Date.today()
+        return {
+            'invoice': invoice.id,
+            'company': invoice.company.id,
+            'currency': invoice.currency.id,
+            'amount_to_pay': invoice.amount_to_pay,
+            'amount': invoice.amount_to_pay,
+            'method': 'cash',
+            'date': today,
+            }
+
+    def transition_pay(self):
+        pool = Pool()
+        Invoice = pool.get('account.invoice')
+        Invoice.isp_record_payment(
+            self.record, self.start.amount, date=self.start.date,
+            method=self.start.method, reference=self.start.reference)
+        return 'end'

@@ -1,0 +1,186 @@
+# This file is part of the ISP suite.  The COPYRIGHT file at the top level of
+# this repository contains the full copyright notices and license terms.
+"""Fixtures of the online payment tests: a branch with its accounting, open
+invoices, and gateway accounts pointing at the fakes of
+tools/fake_gateways.py (run inside a transaction)."""
+import datetime as dt
+import time
+import urllib.parse
+from decimal import Decimal
+
+from trytond.modules.account.tests import create_chart, get_fiscalyear
+from trytond.modules.account_invoice.tests import set_invoice_sequences
+from trytond.modules.company.tests import create_company
+from trytond.pool import Pool
+from trytond.transaction import Transaction
+
+#: The credentials each fake is started with (its defaults).
+FAKE_CREDENTIALS = {
+    'midtrans': {'server_key': 'SB-Mid-server-fake'},
+    'xendit': {'secret_key': 'xnd_development_fake',
+        'callback_token': 'fake-callback-token'},
+    'duitku': {'merchant_code': 'DS00001',
+        'api_key': 'fake-duitku-api-key'},
+    'mpesa': {'consumer_key': 'fake-consumer-key',
+        'consumer_secret': 'fake-consumer-secret', 'shortcode': '174379',
+        'passkey': 'fake-passkey', 'callback_secret': 'test-callback-secret'},
+    }
+
+
+def get_currency(code):
+    Currency = Pool().get('currency.currency')
+    currencies = Currency.search([('code', '=', code)], limit=1)
+    if currencies:
+        return currencies[0]
+    # Rupiah and Shilling payments are whole amounts
+    currency, = Currency.create([{
+                'name': code, 'symbol': code, 'code': code,
+                'rounding': Decimal(1), 'digits': 0}])
+    return currency
+
+
+def create_branch(name, currency_code='IDR', today=None):
+    """A company with a chart of accounts, a fiscal year (periods and
+    invoice sequences) and a payment method"""
+    pool = Pool()
+    FiscalYear = pool.get('account.fiscalyear')
+    Account = pool.get('account.account')
+    Journal = pool.get('account.journal')
+    PaymentMethod = pool.get('account.invoice.payment.method')
+    User = pool.get('res.user')
+    company = create_company(name, currency=get_currency(currency_code))
+    User.write([User(Transaction().user)], {
+            'companies': [('add', [company.id])], 'company': company.id})
+    with Transaction().set_context(company=company.id):
+        create_chart(company)
+        fiscalyear = set_invoice_sequences(get_fiscalyear(company,
+                today=today or dt.date.today()))
+        fiscalyear.save()
+        FiscalYear.create_period([fiscalyear])
+        cash, = Account.search([
+                ('company', '=', company.id),
+                ('code', '=', '1.1.1'),
+                ], limit=1)
+        journal, = Journal.search([('type', '=', 'cash')], limit=1)
+        method, = PaymentMethod.create([{
+                    'name': "Online payments",
+                    'company': company.id,
+                    'journal': journal.id,
+                    'credit_account': cash.id,
+                    'debit_account': cash.id,
+                    }])
+        try:
+            Configuration = pool.get('isp.billing.configuration')
+        except KeyError:
+            pass
+        else:
+            revenue, = Account.search([
+                    ('company', '=', company.id),
+                    ('type.revenue', '=', True),
+                    ('closed', '!=', True),
+                    ], limit=1)
+            Configuration.write([Configuration(1)], {
+                    'payment_method_gateway': method.id,
+                    'revenue_account': revenue.id,
+                    })
+    return company
+
+
+def create_customer(name="Budi Santoso", phone='+6281234567890',
+        email='budi@example.com'):
+    Party = Pool().get('party.party')
+    party, = Party.create([{
+                'name': name,
+                'addresses': [('create', [{}])],
+                'contact_mechanisms': [('create', [
+                            {'type': 'mobile', 'value': phone},
+                            {'type': 'email', 'value': email}])],
+                }])
+    return party
+
+
+def create_invoices(company, party, amount, count=1, date=None):
+    "Posted customer invoices of `amount` each"
+    pool = Pool()
+    Invoice = pool.get('account.invoice')
+    Account = pool.get('account.account')
+    Journal = pool.get('account.journal')
+    with Transaction().set_context(company=company.id):
+        receivable, = Account.search([
+                ('company', '=', company.id),
+                ('type.receivable', '=', True),
+                ('party_required', '=', True),
+                ('closed', '!=', True),
+                ], limit=1)
+        revenue, = Account.search([
+                ('company', '=', company.id),
+                ('type.revenue', '=', True),
+                ('closed', '!=', True),
+                ], limit=1)
+        journal, = Journal.search([('type', '=', 'revenue')], limit=1)
+        invoices = Invoice.create([{
+                    'type': 'out',
+                    'company': company.id,
+                    'party': party.id,
+                    'invoice_address': party.addresses[0].id,
+                    'currency': company.currency.id,
+                    'journal': journal.id,
+                    'account': receivable.id,
+                    'invoice_date': date or dt.date.today(),
+                    'lines': [('create', [{
+                                    'type': 'line',
+                                    'company': company.id,
+                                    'currency': company.currency.id,
+                                    'quantity': 1,
+                                    'unit_price': Decimal(amount),
+                                    'account': revenue.id,
+                                    'description': "Internet 20 Mbps",
+                                    }])],
+                    } for _ in range(count)])
+        Invoice.post(invoices)
+    return invoices
+
+
+def create_gateway(provider, url, company=None, **values):
+    "An account of `provider` on the fake at `url`"
+    Gateway = Pool().get('isp.payment.gateway')
+    gateway, = Gateway.create([{
+                'name': provider.title(),
+                'provider': provider,
+                'company': company.id if company else None,
+                'base_url': url,
+                'timeout': 5,
+                **FAKE_CREDENTIALS[provider],
+                **values}])
+    return gateway
+
+
+def deliver_in_process(*fakes):
+    """Make the fakes post their callbacks to this process's WSGI
+    application, in the calling thread, instead of over HTTP: scenarios run
+    on SQLite's in-memory database, which exists only in their thread.
+    The callbacks are the ones the fakes build (bodies, headers, URLs)."""
+    from trytond.wsgi import app
+    from werkzeug.test import Client
+    from werkzeug.wrappers import Response
+
+    from tools.fake_gateways import Delivery
+    client = Client(app, Response)
+
+    def patch(fake):
+        def deliver(url, headers, body):
+            delivery = Delivery(url, dict(headers), body, time.time())
+            if fake._take_drop():
+                delivery.dropped = True
+            else:
+                parts = urllib.parse.urlsplit(url)
+                path = parts.path + ('?' + parts.query if parts.query else '')
+                response = client.post(path, data=body, headers=headers)
+                delivery.status = response.status_code
+                delivery.answer = response.data
+            with fake.lock:
+                fake.callbacks.append(delivery)
+            return delivery
+        fake._deliver = deliver
+    for fake in fakes:
+        patch(fake)

@@ -1,0 +1,614 @@
+# This file is part of the ISP suite.  The COPYRIGHT file at the top level of
+# this repository contains the full copyright notices and license terms.
+"""Benchmark of the payment webhooks on PostgreSQL with a worker running.
+
+A database with isp_billing activated holds a branch with `--invoices`
+open invoices (10,000 by default, each with a pending online payment), a
+simulated RouterOS router and `--isolated` subscribers whose service is
+isolated for non-payment.  A real `trytond` server receives the callbacks
+the fake Midtrans sends (over HTTP, as Midtrans would), one `trytond-worker`
+runs the queued tasks (invoice processing, reactivation, router changes).
+
+Prints:
+
+- ``BENCH webhook_p95_ms``: the 95th percentile of the time Midtrans waits
+  for the answer of a paid notification, sent one at a time;
+- ``BENCH webhook_per_s``: paid notifications answered per second with
+  `--senders` concurrent senders;
+- ``BENCH webhook_to_router_p95_s``: from the paid notification of an
+  isolated subscriber to its secret back on its plan's profile on the
+  simulated router (95th percentile).
+
+The populated database is kept as a template (keyed by the modules' content
+and the invoice count), so a second run skips the population.  The `Stack`
+class and the fixtures are also the harness of
+tests/test_payment_webhooks.py.
+"""
+import argparse
+import contextlib
+import datetime as dt
+import hashlib
+import os
+import pathlib
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+VENV = pathlib.Path(os.environ.get('ISP_VENV', ROOT / '.venv'))
+BIN = VENV / 'bin'
+
+from bench.bench_notify import Stack as _Stack  # noqa: E402
+from bench.bench_notify import private_cluster, wait_until  # noqa: E402
+
+MODULES = ['isp_base', 'isp_network', 'isp_billing']
+SEQUENCES = ['ir_sequence', 'ir_sequence_strict']
+AMOUNT = Decimal('250000')
+
+
+def addons_hash(*extra):
+    "The content hash of the modules (and `extra`): template databases' key"
+    digest = hashlib.sha1()
+    for module in MODULES:
+        base = ROOT / 'addons' / module
+        for path in sorted(base.rglob('*')):
+            if (path.is_file() and 'tests' not in path.parts
+                    and path.suffix in {'.py', '.xml', '.cfg'}):
+                digest.update(path.read_bytes())
+    for value in extra:
+        digest.update(str(value).encode())
+    return digest.hexdigest()[:10]
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def percentile(values, q):
+    values = sorted(values)
+    if not values:
+        return float('nan')
+    index = min(len(values) - 1, max(0, round(q / 100 * len(values)) - 1))
+    return values[index]
+
+
+class Stack(_Stack):
+    """A database with isp_billing activated, its trytond configuration
+    (queue workers on, a web listener), a `trytond` server and
+    `trytond-worker` processes."""
+
+    def __init__(self, uri, name='isp_webhook_bench', workers=1):
+        self.uri = uri
+        self.name = name
+        self.workers = workers
+        self.port = free_port()
+        self.directory = tempfile.mkdtemp(prefix='isp-webhook-')
+        self.config = os.path.join(self.directory, 'trytond.conf')
+        self.process = None
+        self.server = None
+        with open(self.config, 'w') as file:
+            file.write('[database]\nuri = %s\nlanguage = en\n'
+                '[queue]\nworker = True\n'
+                '[cache]\nclean_timeout = 0\n'
+                '[web]\nlisten = 127.0.0.1:%d\n' % (uri, self.port))
+
+    @property
+    def url(self):
+        return 'http://127.0.0.1:%d' % self.port
+
+    def _exists(self, database):
+        return bool(self._sql(
+                "SELECT 1 FROM pg_database WHERE datname = '%s'" % database))
+
+    def create_database(self, template=None):
+        """Create the database from `template`, or from the template with
+        isp_billing activated (made first when missing)"""
+        base = 'isp_pay_tpl_%s' % addons_hash()
+        started = time.monotonic()
+        if not self._exists(base):
+            self._sql('CREATE DATABASE "%s" TEMPLATE template0 '
+                "ENCODING 'UTF8'" % base)
+            try:
+                subprocess.run([str(BIN / 'trytond-admin'), '-c', self.config,
+                        '-d', base, '--all', '--email',
+                        'admin@example.com'], check=True, env=self._env(),
+                    stdout=subprocess.DEVNULL)
+                subprocess.run([str(BIN / 'trytond-admin'), '-c', self.config,
+                        '-d', base, '-u', 'isp_billing',
+                        '--activate-dependencies'], check=True,
+                    env=self._env(), stdout=subprocess.DEVNULL)
+            except subprocess.CalledProcessError:
+                self._sql('DROP DATABASE IF EXISTS "%s"' % base)
+                raise
+        self._sql('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % self.name,
+            'CREATE DATABASE "%s" TEMPLATE "%s"' % (
+                self.name, template or base))
+        return time.monotonic() - started
+
+    def save_as_template(self, template):
+        "Keep the present database as `template` (closes the pool)"
+        self.close()
+        self._sql('DROP DATABASE IF EXISTS "%s"' % template,
+            'CREATE DATABASE "%s" TEMPLATE "%s"' % (template, self.name))
+
+    def close(self):
+        from trytond import backend
+        from trytond.cache import Cache
+        from trytond.pool import Pool
+        Cache.drop(self.name)
+        backend.Database(self.name).close()
+        Pool.stop(self.name)
+
+    def run_locked(self, func, tables=(), user=0, **context):
+        """Run `func` in a committed transaction, restarted with the locks
+        it asks for (as Tryton's wrappers do); `tables` locked at once"""
+        from trytond.transaction import Transaction, TransactionError
+        extras = {'_lock_tables': list(tables)} if tables else {}
+        while True:
+            with Transaction().start(self.name, user, context=context,
+                    **extras) as transaction:
+                try:
+                    return func()
+                except TransactionError as exception:
+                    transaction.rollback()
+                    exception.fix(extras)
+                    continue
+
+    def start_server(self):
+        "A `trytond` server (threaded WSGI) on the configured port"
+        self.server = subprocess.Popen([str(BIN / 'trytond'),
+                '-c', self.config, '-d', self.name], env=self._env(),
+            start_new_session=True, stdout=subprocess.DEVNULL,
+            stderr=open(os.path.join(self.directory, 'server.log'), 'w'))
+
+        def up():
+            try:
+                urllib.request.urlopen(self.url + '/', timeout=1).read()
+            except urllib.error.HTTPError:
+                return True
+            except OSError:
+                return False
+            return True
+        if not wait_until(up, timeout=60, interval=0.2):
+            raise RuntimeError('trytond did not start: %s'
+                % self.server_log()[-2000:])
+
+    def stop_server(self):
+        if self.server is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.server.pid, signal.SIGTERM)
+        try:
+            self.server.wait(10)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.server.pid, signal.SIGKILL)
+            self.server.wait(10)
+        self.server = None
+
+    def server_log(self):
+        with open(os.path.join(self.directory, 'server.log')) as file:
+            return file.read()
+
+    def webhook_path(self, provider):
+        return '/%s/isp_billing/webhook/%s' % (self.name, provider)
+
+
+# -- fixtures (run inside a transaction of the stack) -------------------------
+
+def create_branch(name="NetKita Bench"):
+    """A branch with its accounting and the billing configuration's
+    'gateway' payment method; return its id"""
+    from trytond.pool import Pool
+
+    from trytond.modules.isp_billing.tests.payment_setup import (
+        create_branch as create,
+    )
+    pool = Pool()
+    Country = pool.get('country.country')
+    company = create(name, 'IDR')
+    countries = Country.search([('code', '=', 'ID')])
+    if not countries:
+        countries = Country.create([{'name': 'Indonesia', 'code': 'ID'}])
+    company.isp_country = countries[0]
+    company.save()
+    return company.id
+
+
+def create_gateway(provider, fake, company, public_url):
+    from trytond.pool import Pool
+
+    from trytond.modules.isp_billing.tests.payment_setup import (
+        create_gateway as create,
+    )
+    Company = Pool().get('company.company')
+    return create(provider, fake.url, company=Company(company),
+        public_url=public_url).id
+
+
+def create_customers(count, prefix='Customer'):
+    from trytond.pool import Pool
+    Party = Pool().get('party.party')
+    return [p.id for p in Party.create([{
+                    'name': '%s %d' % (prefix, i),
+                    'addresses': [('create', [{}])],
+                    'contact_mechanisms': [('create', [
+                                {'type': 'email',
+                                    'value': 'c%d@example.com' % i}])],
+                    } for i in range(count)])]
+
+
+def create_open_invoices(company, parties, amount=AMOUNT, payments=True):
+    """A posted invoice per party (created and posted in bulk), and
+    (`payments`) a pending online payment record of each (without calling
+    the provider); return the invoice ids"""
+    from trytond.pool import Pool
+    from trytond.transaction import Transaction
+
+    from trytond.modules.isp_billing.gateway import new_reference
+    pool = Pool()
+    Company = pool.get('company.company')
+    Party = pool.get('party.party')
+    Invoice = pool.get('account.invoice')
+    Account = pool.get('account.account')
+    Journal = pool.get('account.journal')
+    Gateway = pool.get('isp.payment.gateway')
+    PaymentTransaction = pool.get('isp.payment.transaction')
+    company = Company(company)
+    with Transaction().set_context(company=company.id):
+        receivable, = Account.search([
+                ('company', '=', company.id),
+                ('type.receivable', '=', True),
+                ('party_required', '=', True),
+                ('closed', '!=', True),
+                ], limit=1)
+        revenue, = Account.search([
+                ('company', '=', company.id),
+                ('type.revenue', '=', True),
+                ('closed', '!=', True),
+                ], limit=1)
+        journal, = Journal.search([('type', '=', 'revenue')], limit=1)
+        invoices = Invoice.create([{
+                    'type': 'out',
+                    'company': company.id,
+                    'party': party.id,
+                    'invoice_address': party.addresses[0].id,
+                    'currency': company.currency.id,
+                    'journal': journal.id,
+                    'account': receivable.id,
+                    'invoice_date': dt.date.today(),
+                    'lines': [('create', [{
+                                    'type': 'line',
+                                    'company': company.id,
+                                    'currency': company.currency.id,
+                                    'quantity': 1,
+                                    'unit_price': amount,
+                                    'account': revenue.id,
+                                    'description': "Internet 20 Mbps",
+                                    }])],
+                    } for party in Party.browse(parties)])
+        Invoice.post(invoices)
+    if payments:
+        gateway = Gateway.for_company(company)[0]
+        PaymentTransaction.create([{
+                    'reference': new_reference(),
+                    'gateway': gateway.id,
+                    'company': company.id,
+                    'document': str(i),
+                    'party': i.party.id,
+                    'amount': amount,
+                    'currency': company.currency.id,
+                    } for i in invoices])
+    return [i.id for i in invoices]
+
+
+def clear_queue():
+    "Drop the queued tasks (the invoice reports posting queued)"
+    from trytond.pool import Pool
+    Queue = Pool().get('ir.queue')
+    Queue.delete(Queue.search([]))
+
+
+def open_payments(invoice_ids, provider=None):
+    "Open an online payment of each invoice at the provider: references"
+    from trytond.pool import Pool
+    Invoice = Pool().get('account.invoice')
+    return [Invoice.isp_open_payment(i, provider=provider,
+            reuse=False).reference for i in Invoice.browse(invoice_ids)]
+
+
+def payment_states(references):
+    "{reference: (transaction state, invoice state, review)}"
+    from trytond.pool import Pool
+    PaymentTransaction = Pool().get('isp.payment.transaction')
+    return {t.reference: (t.state, t.document.state, t.review)
+        for t in PaymentTransaction.search(
+            [('reference', 'in', list(references))])}
+
+
+def payment_moves(invoice_id):
+    "The payment moves recorded for an invoice (its payment lines' moves)"
+    from trytond.pool import Pool
+    pool = Pool()
+    Invoice = pool.get('account.invoice')
+    MoveLine = pool.get('account.move.line')
+    invoice = Invoice(invoice_id)
+    lines = MoveLine.search([
+            ('party', '=', invoice.party.id),
+            ('account', '=', invoice.account.id),
+            ('move.origin', '=', str(invoice)),
+            ('credit', '>', 0),
+            ])
+    return len({line.move.id for line in lines})
+
+
+def create_isolated_subscribers(company, sim_host, sim_port, password,
+        count):
+    """A router (the simulator), a plan, and `count` subscribers registered
+    on it whose service is then isolated for non-payment; return the
+    service ids"""
+    from trytond.pool import Pool
+    pool = Pool()
+    Location = pool.get('isp.location')
+    Template = pool.get('product.template')
+    Uom = pool.get('product.uom')
+    Router = pool.get('isp.router')
+    Service = pool.get('isp.service')
+    unit, = Uom.search([('name', '=', 'Unit')])
+    location, = Location.create([{'code': 'BNC', 'name': "Bench"}])
+    plan, = Template.create([{
+                'name': "Home 20 Mbps", 'isp_plan': True, 'type': 'service',
+                'products': [('create', [{}])],
+                'default_uom': unit.id, 'list_price': AMOUNT,
+                'download_rate': 20000, 'upload_rate': 5000,
+                'ppp_profile': 'home-20'}])
+    router, = Router.create([{
+                'name': "Bench", 'code': 'BNC', 'host': sim_host,
+                'port': sim_port, 'use_ssl': False,
+                'api_password': password}])
+    services = []
+    for i in range(count):
+        services.append(Service.register({
+                    'company': company,
+                    'name': "Subscriber %d" % i,
+                    'national_id': '320101%s%04d' % (
+                        ('170890', '170891', '170892')[i // 9999],
+                        i % 9999 + 1),
+                    'whatsapp': '+62813%08d' % i,
+                    'street': "Jl. Bench %d" % i,
+                    'location': location.id,
+                    'plan': plan.id,
+                    'router': router.id,
+                    }))
+    Service.write(services, {'isolated_by_billing': True})
+    Service.isolate(services)
+    return [s.id for s in services]
+
+
+def service_usernames(service_ids):
+    from trytond.pool import Pool
+    Service = Pool().get('isp.service')
+    return {s.id: (s.username, s.subscriber.id)
+        for s in Service.browse(service_ids)}
+
+
+# -- the benchmark ------------------------------------------------------------
+
+def populate(stack, invoices, isolated, sim):
+    "The populated database (from its template when there is one)"
+    from tools.fake_gateways import FakeMidtrans
+    template = 'isp_pay_bench_%s' % addons_hash(invoices, isolated)
+    if stack._exists(template):
+        stack.create_database(template=template)
+        stack.init_pool()
+        return False
+    stack.create_database()
+    stack.init_pool()
+    fake = FakeMidtrans()   # not started: the URL is set per run
+    started = time.monotonic()
+    company = stack.run_locked(create_branch, tables=SEQUENCES)
+    with stack.transaction(company=company):
+        create_gateway('midtrans', fake, company, stack.url)
+        parties = create_customers(invoices)
+    done = 0
+    while done < len(parties):
+        chunk = parties[done:done + 250]
+        stack.run_locked(lambda chunk=chunk: create_open_invoices(
+                company, chunk), tables=SEQUENCES, company=company)
+        done += len(chunk)
+        print('  %d open invoices (%.0f s)' % (
+                done, time.monotonic() - started), flush=True)
+    stack.run_locked(lambda: create_isolated_subscribers(company,
+            *sim.address, 'bench', isolated), company=company)
+    with stack.transaction():
+        clear_queue()
+    print('populated in %.0f s' % (time.monotonic() - started), flush=True)
+    stack.save_as_template(template)
+    stack.create_database(template=template)
+    stack.init_pool()
+    return True
+
+
+def queue_durations(since):
+    "{task name: (count, mean seconds run, mean seconds waited)}"
+    from trytond.pool import Pool
+    Queue = Pool().get('ir.queue')
+    result = {}
+    for task in Queue.search([
+                ('enqueued_at', '>=', since),
+                ('finished_at', '!=', None)]):
+        name = '%s.%s' % (task.data.get('model'), task.data.get('method'))
+        count, run, wait = result.get(name, (0, 0, 0))
+        result[name] = (count + 1,
+            run + (task.finished_at - task.dequeued_at).total_seconds(),
+            wait + (task.dequeued_at - task.enqueued_at).total_seconds())
+    return {n: (c, r / c, w / c) for n, (c, r, w) in result.items()}
+
+
+def run(uri, invoices, isolated, sample, senders, interval=0.5):
+    from tools.fake_gateways import FakeMidtrans
+    from tools.routeros_sim import Router as SimRouter
+    stack = Stack(uri)
+    sim = SimRouter(name='bench', version='7.16.2', password='bench')
+    sim.start()
+    fake = FakeMidtrans().start()
+    try:
+        populate(stack, invoices, isolated, sim)
+        with stack.transaction():
+            from trytond.pool import Pool
+            pool = Pool()
+            Gateway = pool.get('isp.payment.gateway')
+            Router = pool.get('isp.router')
+            Service = pool.get('isp.service')
+            Invoice = pool.get('account.invoice')
+            Gateway.write(Gateway.search([]), {
+                    'base_url': fake.url, 'public_url': stack.url})
+            Router.write(Router.search([]), {
+                    'host': sim.address[0], 'port': sim.address[1]})
+            company = Gateway.search([])[0].company.id
+            services = Service.search([('state', '=', 'isolated')])
+            service_ids = [s.id for s in services]
+            Service.push(services)   # the router is a fresh simulator
+            isolated_parties = [s.subscriber.id for s in services]
+            open_ids = [i.id for i in Invoice.search([
+                        ('state', '=', 'posted'),
+                        ('party', 'not in', isolated_parties),
+                        ], limit=sample * 2)]
+            isolated_invoices = [i.id for i in Invoice.search([
+                        ('state', '=', 'posted'),
+                        ('party', 'in', isolated_parties)])]
+        stack.start_workers()
+        stack.start_server()
+        usernames = stack.run_locked(lambda: service_usernames(service_ids))
+        secrets_menu = sim.menu('/ppp/secret')
+
+        def profiles():
+            return {u: (secrets_menu.find(name=u) or {}).get('profile')
+                for u, _ in usernames.values()}
+        assert wait_until(lambda: set(profiles().values()) == {'isolir'},
+            timeout=300), profiles()
+        print('%d invoices open, %d subscribers isolated on the router' % (
+                invoices + len(isolated_invoices), len(service_ids)))
+
+        # latency, one at a time
+        references = stack.run_locked(lambda: open_payments(
+                open_ids[:sample]), company=company)
+        latencies = []
+        for reference in references:
+            started = time.perf_counter()
+            delivery, = fake.pay(reference)
+            latencies.append(time.perf_counter() - started)
+            assert delivery.status == 200, (delivery.status, delivery.answer)
+        # throughput, `senders` at once
+        references = stack.run_locked(lambda: open_payments(
+                open_ids[sample:2 * sample]), company=company)
+        started = time.perf_counter()
+        with ThreadPoolExecutor(senders) as executor:
+            statuses = [d.status for ds in executor.map(fake.pay, references)
+                for d in ds]
+        elapsed = time.perf_counter() - started
+        assert statuses == [200] * len(references), statuses
+        # paid to reconnected, once the worker is done with the tasks of
+        # the payments above (invoice processing, notices)
+        def drained():
+            with stack.transaction():
+                return not stack.pending_tasks()
+        wait_until(drained, timeout=300, interval=0.5)
+        references = stack.run_locked(lambda: open_payments(
+                isolated_invoices), company=company)
+        by_reference = {}
+        with stack.transaction():
+            PaymentTransaction = Pool().get('isp.payment.transaction')
+            parties = {p: u for u, p in usernames.values()}
+            for payment in PaymentTransaction.search(
+                    [('reference', 'in', references)]):
+                by_reference[payment.reference] = parties[payment.party.id]
+        sent, reconnected = {}, {}
+        stop = threading.Event()
+
+        def watch():
+            while not stop.is_set():
+                now = time.perf_counter()
+                for username, profile in profiles().items():
+                    if profile == 'home-20' and username not in reconnected:
+                        reconnected[username] = now
+                time.sleep(0.01)
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        router_started = dt.datetime.now()
+        for reference in references:
+            sent[by_reference[reference]] = time.perf_counter()
+            fake.pay(reference, wait=False)
+            time.sleep(interval)
+        wait_until(lambda: len(reconnected) == len(sent), timeout=300)
+        stop.set()
+        watcher.join()
+        with stack.transaction():
+            tasks = queue_durations(router_started)
+        delays = [reconnected[u] - t for u, t in sent.items()
+            if u in reconnected]
+        with stack.transaction():
+            Invoice = Pool().get('account.invoice')
+            paid = Invoice.search_count([('state', '=', 'paid')])
+    finally:
+        stack.stop_server()
+        stack.stop_workers()
+        fake.stop()
+        sim.stop()
+        with contextlib.suppress(Exception):
+            stack.drop_database()
+    print('%d paid invoices; latency min %.1f / median %.1f / max %.1f ms' % (
+            paid, min(latencies) * 1000,
+            statistics.median(latencies) * 1000, max(latencies) * 1000))
+    print('%d of %d isolated subscribers reconnected; delays median %.2f s,'
+        ' max %.2f s' % (len(delays), len(sent),
+            statistics.median(delays) if delays else float('nan'),
+            max(delays) if delays else float('nan')))
+    print('paid notifications of isolated subscribers every %.2f s; queue '
+        'tasks meanwhile (count, mean run s, mean wait s):' % interval)
+    for name, (count, ran, waited) in sorted(tasks.items()):
+        print('  %-45s %4d %6.3f %6.3f' % (name, count, ran, waited))
+    print('BENCH webhook_p95_ms %.1f ms' % (percentile(latencies, 95) * 1000))
+    print('BENCH webhook_per_s %.1f /s' % (len(statuses) / elapsed))
+    print('BENCH webhook_to_router_p95_s %.2f s' % percentile(delays, 95))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--invoices', type=int, default=10000,
+        help="open invoices in the database (default 10000)")
+    parser.add_argument('--isolated', type=int, default=40,
+        help="isolated subscribers paying (default 40)")
+    parser.add_argument('--sample', type=int, default=200,
+        help="notifications per measure (default 200)")
+    parser.add_argument('--senders', type=int, default=4,
+        help="concurrent senders of the throughput measure (default 4)")
+    parser.add_argument('--interval', type=float, default=0.5,
+        help="seconds between the payments of isolated subscribers "
+        "(default 0.5)")
+    parser.add_argument('--uri', default=os.environ.get('ISP_TEST_PG_URI'))
+    options = parser.parse_args(argv)
+    args = (options.invoices, options.isolated, options.sample,
+        options.senders, options.interval)
+    if options.uri:
+        run(options.uri, *args)
+    else:
+        with private_cluster() as uri:
+            run(uri, *args)
+
+
+if __name__ == '__main__':
+    main()
+

@@ -1,0 +1,193 @@
+# This file is part of the ISP suite.  The COPYRIGHT file at the top level of
+# this repository contains the full copyright notices and license terms.
+"""Payment webhooks on PostgreSQL, end to end: the fake gateways post their
+callbacks over HTTP to a real `trytond` server, one `trytond-worker` runs
+the queued tasks.
+
+- the same valid notification 5 times in a row, and 10 times at once,
+  records exactly one payment;
+- a forged notification, a wrong amount and an unknown reference change
+  nothing (the wrong amount is flagged for staff);
+- with the callback lost, the reconciliation cron (through the worker)
+  marks the invoice paid.
+
+Needs ISP_TEST_PG_URI (scripts/test sets it, or the `pg_uri` fixture
+starts a private cluster); the harness is the one of bench/bench_webhook.py.
+"""
+import datetime as dt
+import os
+import pathlib
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.bench_webhook import (  # noqa: E402
+    SEQUENCES,
+    Stack,
+    create_branch,
+    create_customers,
+    create_gateway,
+    create_open_invoices,
+    open_payments,
+    payment_moves,
+    payment_states,
+    wait_until,
+)
+from tools.fake_gateways import FakeMidtrans, FakeXendit  # noqa: E402
+
+pytestmark = pytest.mark.skipif(
+    not (os.environ.get('TRYTOND_DATABASE_URI') or '').startswith(
+        'postgresql'),
+    reason="needs TRYTOND_DATABASE_URI on PostgreSQL (as scripts/test "
+    "sets it)")
+
+
+@pytest.fixture(scope='module')
+def fakes():
+    fakes = {'midtrans': FakeMidtrans().start(),
+        'xendit': FakeXendit().start()}
+    yield fakes
+    for fake in fakes.values():
+        fake.stop()
+
+
+@pytest.fixture(scope='module')
+def stack(pg_uri, fakes):
+    stack = Stack(pg_uri, name='isp_payment_webhook_test', workers=1)
+    stack.create_database()
+    stack.init_pool()
+    company = stack.run_locked(create_branch, tables=SEQUENCES)
+    with stack.transaction(company=company):
+        for provider, fake in fakes.items():
+            create_gateway(provider, fake, company, stack.url)
+    fakes['xendit'].callback_url = stack.url + stack.webhook_path('xendit')
+    stack.company = company
+    stack.start_workers()
+    stack.start_server()
+    try:
+        yield stack
+    finally:
+        stack.stop_server()
+        stack.stop_workers()
+        stack.drop_database()
+
+
+def _open(stack, provider, count=1, prefix='Customer'):
+    "[(invoice id, reference)] of new invoices paid online at `provider`"
+    def open_():
+        parties = create_customers(count, prefix=prefix)
+        invoices = create_open_invoices(stack.company, parties,
+            payments=False)
+        return list(zip(invoices, open_payments(invoices, provider),
+                strict=True))
+    return stack.run_locked(open_, tables=SEQUENCES, company=stack.company)
+
+
+def _settled(stack, references, expected):
+    "Wait until the worker processed the invoices; return the states"
+    def check():
+        with stack.transaction():
+            return payment_states(references) == expected
+    wait_until(check, timeout=60)
+    with stack.transaction():
+        return payment_states(references)
+
+
+def test_repeated_and_concurrent(stack, fakes):
+    "5 times in a row, then 10 at once: one payment each"
+    fake = fakes['midtrans']
+    (first, ref1), (second, ref2) = _open(stack, 'midtrans', 2, 'Repeat')
+    deliveries = fake.pay(ref1) + fake.notify(ref1, repeat=4)
+    assert [d.status for d in deliveries] == [200] * 5, [
+        (d.status, d.answer, d.error) for d in deliveries]
+    fake.drop_callbacks(1)
+    fake.pay(ref2)
+    deliveries = fake.notify(ref2, repeat=10, concurrent=True)
+    assert [d.status for d in deliveries] == [200] * 10, [
+        (d.status, d.answer, d.error) for d in deliveries]
+    assert _settled(stack, [ref1, ref2], {
+            ref1: ('paid', 'paid', None), ref2: ('paid', 'paid', None)}) == {
+        ref1: ('paid', 'paid', None), ref2: ('paid', 'paid', None)}
+    with stack.transaction():
+        from trytond.pool import Pool
+        Notification = Pool().get('isp.payment.notification')
+        for reference, count in [(ref1, 5), (ref2, 10)]:
+            verdicts = sorted(n.verdict for n in Notification.search(
+                    [('transaction.reference', '=', reference)]))
+            assert verdicts == ['applied'] + ['duplicate'] * (count - 1)
+        assert payment_moves(first) == 1
+        assert payment_moves(second) == 1
+
+
+def test_concurrent_xendit(stack, fakes):
+    "Xendit's callbacks, 10 at once: one payment"
+    fake = fakes['xendit']
+    (invoice, reference), = _open(stack, 'xendit', 1, 'Xendit')
+    fake.drop_callbacks(1)
+    fake.pay(reference)
+    deliveries = fake.notify(reference, repeat=10, concurrent=True)
+    assert [d.status for d in deliveries] == [200] * 10
+    assert _settled(stack, [reference], {
+            reference: ('paid', 'paid', None)})[reference] == (
+        'paid', 'paid', None)
+    with stack.transaction():
+        assert payment_moves(invoice) == 1
+
+
+def test_refused_change_nothing(stack, fakes):
+    "Forged, wrong amount, unknown reference: nothing paid"
+    fake = fakes['midtrans']
+    (forged_id, forged), (wrong_id, wrong) = _open(
+        stack, 'midtrans', 2, 'Refused')
+    fake.drop_callbacks(1)
+    fake.pay(forged)
+    delivery, = fake.notify(forged, bad_signature=True)
+    assert delivery.status == 403
+    delivery, = fake.pay(wrong, amount=1000)
+    assert delivery.status == 422
+    import urllib.request
+    request = urllib.request.Request(
+        stack.url + stack.webhook_path('midtrans'),
+        data=delivery.body.replace(wrong.encode(), b'IVUNKNOWN000'),
+        headers=delivery.headers, method='POST')
+    try:
+        urllib.request.urlopen(request, timeout=10)
+    except urllib.error.HTTPError as error:
+        assert error.code == 404
+    else:
+        raise AssertionError("unknown reference accepted")
+    with stack.transaction():
+        from trytond.pool import Pool
+        Notification = Pool().get('isp.payment.notification')
+        assert payment_states([forged, wrong]) == {
+            forged: ('pending', 'posted', None),
+            wrong: ('pending', 'posted', 'wrong_amount')}
+        assert [n.verdict for n in Notification.search(
+                [('transaction.reference', 'in', [forged, wrong])])] == [
+            'wrong_amount']
+        assert payment_moves(forged_id) == 0
+        assert payment_moves(wrong_id) == 0
+
+
+def test_dropped_callback_reconciled(stack, fakes):
+    "The callback is lost: the cron, through the worker, pays"
+    fake = fakes['midtrans']
+    (invoice, reference), = _open(stack, 'midtrans', 1, 'Dropped')
+    fake.drop_callbacks(1)
+    delivery, = fake.pay(reference)
+    assert delivery.dropped
+    later = dt.datetime.now() + dt.timedelta(minutes=30)
+    with stack.transaction(company=stack.company, _isp_payment_now=later):
+        from trytond.pool import Pool
+        PaymentTransaction = Pool().get('isp.payment.transaction')
+        due = PaymentTransaction.reconcile_pending()
+        assert reference in {t.reference for t in due}
+    assert _settled(stack, [reference], {
+            reference: ('paid', 'paid', None)})[reference] == (
+        'paid', 'paid', None), stack.worker_log()[-3000:]
+    with stack.transaction():
+        assert payment_moves(invoice) == 1
