@@ -744,11 +744,18 @@ def test_start_routers_and_state(tmp_path):
 
 # -- command line ------------------------------------------------------------
 
-def test_cli(tmp_path):
+@pytest.mark.parametrize('password', [PASSWORD, '-Sim-Pa55'])
+def test_cli(tmp_path, password):
+    "A password may start with '-' when it is read from a file (the demo's)"
     state = tmp_path / 'state.json'
+    if password.startswith('-'):
+        (tmp_path / 'password').write_text(password + '\n')
+        credentials = ['--password-file', str(tmp_path / 'password')]
+    else:
+        credentials = ['--password', password]
     command = [sys.executable, '-m', 'tools.routeros_sim', '--count', '2',
         '--base-port', '0', '--ssl-base-port', '0', '--version',
-        '6.49.10,7.16.2', '--password', PASSWORD, '--seed-secrets', '3',
+        '6.49.10,7.16.2', *credentials, '--seed-secrets', '3',
         '--seed-active', '1', '--state-file', str(state),
         '--control-port', '0']
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE,
@@ -761,7 +768,7 @@ def test_cli(tmp_path):
         assert lines[1].endswith('version=7.16.2 (stable)')
         assert lines[2].startswith('control url=http://127.0.0.1:')
         fields = dict(part.split('=', 1) for part in lines[1].split()[:4])
-        api = librouteros.connect(fields['host'], 'admin', PASSWORD,
+        api = librouteros.connect(fields['host'], 'admin', password,
             port=int(fields['port']), timeout=5)
         assert len(list(api.path('ppp', 'secret'))) == 3
         api.path('ppp', 'secret').add(name='kept')

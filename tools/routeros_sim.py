@@ -2381,6 +2381,10 @@ def build_parser():
         help='router names are <prefix>1, <prefix>2...')
     parser.add_argument('--user', default='admin', help='API user name')
     parser.add_argument('--password', default='', help='API password')
+    parser.add_argument(
+        '--password-file',
+        help='read the API password from this file (keeps it off the '
+        'process list)')
     parser.add_argument('--legacy-login', action='store_true',
         help='accept only the pre-6.43 MD5 challenge login')
     parser.add_argument('--plain-only', action='store_true',
@@ -2425,7 +2429,7 @@ def make_routers(args, parser=None):
         routers.append(Router(
             name=f'{args.name_prefix}{index + 1}',
             version=versions[index % len(versions)],
-            username=args.user, password=args.password, host=args.host,
+            username=args.user, password=_password(args), host=args.host,
             port=port, ssl=ssl_port is not None, ssl_port=ssl_port or 0,
             legacy_login=args.legacy_login, plain_only=args.plain_only))
     return routers
@@ -2466,6 +2470,13 @@ def _prepare(routers, args, state):
             router.seed(args.seed_secrets, args.seed_active,
                 prefix=args.seed_prefix)
 
+
+
+def _password(args):
+    if args.password_file:
+        with open(args.password_file, encoding='utf-8') as fh:
+            return fh.read().strip()
+    return args.password
 
 def main(argv=None):
     parser = build_parser()
