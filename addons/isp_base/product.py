@@ -115,6 +115,11 @@ class Template(metaclass=PoolMeta):
                 'isp_base.msg_plan_%s' % problem,
                 plan=self.rec_name, **kwargs))
 
+    def _plan_throttles(self):
+        """Whether going over the quota throttles the service (billing
+        modules answer no when the plan charges the overage instead)"""
+        return True
+
     def check_plan(self):
         "Check that the plan's figures make a coherent MikroTik profile"
         if self.type != 'service':
@@ -149,7 +154,8 @@ class Template(metaclass=PoolMeta):
         if self.quota is not None:
             if self.quota <= 0:
                 raise self._plan_error('quota_positive')
-            if not (self.throttled_download_rate
+            if self._plan_throttles() and not (
+                    self.throttled_download_rate
                     and self.throttled_upload_rate):
                 raise self._plan_error('quota_throttle')
         if self.setup_fee is not None and self.setup_fee < Decimal(0):

@@ -230,9 +230,10 @@ class ServiceUsage(ModelSQL, ModelView):
         cls.save(to_save)
 
     @classmethod
-    def totals(cls, starts):
+    def totals(cls, starts, ends=None):
         """{service id: bytes in + out} since the date of each service in
-        `starts` ({service id: date})"""
+        `starts` ({service id: date}), up to its date in `ends` (included)
+        when given"""
         table = cls.__table__()
         cursor = Transaction().connection.cursor()
         result = defaultdict(int)
@@ -247,7 +248,8 @@ class ServiceUsage(ModelSQL, ModelView):
                     & (table.date >= min(starts[i] for i in sub_ids)),
                     group_by=[table.service, table.date]))
             for service, date, total in cursor:
-                if date >= starts[service]:
+                if date >= starts[service] and (
+                        ends is None or date <= ends[service]):
                     result[service] += int(total or 0)
         return result
 
@@ -323,7 +325,8 @@ class Service(metaclass=PoolMeta):
             ('router.provisioning_mode', '=', 'radius'),
             ['OR',
                 [('state', 'in', ['active', 'isolated']),
-                    ('plan.quota', '!=', None)],
+                    ('plan.quota', '!=', None),
+                    ('plan.throttled_download_rate', '!=', None)],
                 ('radius_throttled', '=', True),
                 ],
             ]
