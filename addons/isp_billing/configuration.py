@@ -95,8 +95,10 @@ class _Fields:
                 "credit to a new invoice (default: Miscellaneous)."),
             'pay_url': fields.Char(
                 "Payment Link",
-                help="The link sent with invoices; {number}, {invoice}, "
-                "{customer_id} and {company} are replaced."),
+                help="The link sent with invoices and printed on them; "
+                "{number}, {invoice}, {customer_id}, {company}, {database} "
+                "and {token} are replaced.  The product's own payment page: "
+                "https://<server>/{database}/isp_billing/pay/{token}"),
             'loyalty_months': fields.Integer(
                 "Loyalty After",
                 help="Months of service after which the loyalty discount "

@@ -811,16 +811,28 @@ class PaymentNotification(ModelSQL, ModelView):
         cls._sql_indexes.add(Index(t, (t.transaction, Index.Range())))
 
 
+def new_pay_token():
+    "An unguessable token of an invoice's public payment link (128 bits)"
+    return secrets.token_urlsafe(16)
+
+
 class Invoice(metaclass=PoolMeta):
     __name__ = 'account.invoice'
 
     isp_payment_transactions = fields.One2Many(
         'isp.payment.transaction', 'document', "Online Payments",
         readonly=True)
+    isp_pay_token = fields.Char(
+        "Payment Link Token", readonly=True,
+        help="The token of the invoice's public payment link "
+        "(/<database>/isp_billing/pay/<token>).")
 
     @classmethod
     def __setup__(cls):
         super().__setup__()
+        t = cls.__table__()
+        cls._sql_indexes.add(Index(t, (t.isp_pay_token, Index.Equality()),
+                where=t.isp_pay_token != Null))
         cls._buttons.update({
                 'isp_pay_online': {
                     'invisible': ((Eval('state') != 'posted')
@@ -828,6 +840,17 @@ class Invoice(metaclass=PoolMeta):
                     'depends': ['state', 'type'],
                     },
                 })
+
+    @classmethod
+    def default_isp_pay_token(cls):
+        return new_pay_token()
+
+    @classmethod
+    def copy(cls, invoices, default=None):
+        default = default.copy() if default is not None else {}
+        default.setdefault('isp_pay_token', lambda data: new_pay_token())
+        default.setdefault('isp_payment_transactions', None)
+        return super().copy(invoices, default=default)
 
     @classmethod
     @ModelView.button_action('isp_billing.wizard_payment_open')

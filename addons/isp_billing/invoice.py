@@ -93,6 +93,8 @@ class Invoice(metaclass=PoolMeta):
                     'invoice': self.id,
                     'customer_id': self.isp_customer_id or '',
                     'company': self.company.id,
+                    'token': getattr(self, 'isp_pay_token', None) or '',
+                    'database': Transaction().database.name,
                     }))
 
     def isp_notice_values(self, lang):

@@ -19,10 +19,19 @@ input:
    already applied, 422 when refused (wrong amount or currency, flagged for
    staff), 503 when the lock or the provider could not be had (the provider
    retries, the reconciliation cron catches up).
+
+``GET /<database_name>/isp_billing/pay/<token>``: the public payment link of
+an invoice (sent in the notices, printed as the QR code): opens an online
+payment of what is left to pay (or reuses the pending one) and redirects the
+subscriber to the gateway's page (303); an M-Pesa prompt goes to the phone
+and a page says so.  Paid, cancelled or unknown invoices get a page saying
+so (200, 410, 404), in the subscriber's language.
 """
+import html
 import json
 import logging
 import random
+import re
 import time
 import urllib.parse
 
@@ -31,6 +40,7 @@ from trytond.protocols.wrappers import HTTPStatus, Response, with_pool
 from trytond.transaction import Transaction, TransactionError
 from trytond.wsgi import app
 
+from .exceptions import PaymentGatewayError, PaymentOnlineError
 from .gateway import REFUSED
 from .gateways import ADAPTERS, GatewayError, NotificationError
 
@@ -188,3 +198,90 @@ def webhook(request, pool, provider):
     if verdict in REFUSED:
         return _answer(provider, HTTPStatus.UNPROCESSABLE_ENTITY, verdict)
     return _answer(provider, HTTPStatus.OK)
+
+
+TOKEN = re.compile(r'[A-Za-z0-9_-]{16,64}')
+PAGES = {
+    'unknown': ("This payment link is not valid.",
+        "Tautan pembayaran ini tidak berlaku."),
+    'paid': ("Invoice {number} is paid. Thank you.",
+        "Tagihan {number} sudah lunas. Terima kasih."),
+    'cancelled': ("Invoice {number} was cancelled: nothing to pay.",
+        "Tagihan {number} dibatalkan: tidak ada yang harus dibayar."),
+    'no_gateway': ("Invoice {number} cannot be paid online: {reason}",
+        "Tagihan {number} tidak dapat dibayar secara online: {reason}"),
+    'unavailable': (
+        "The payment service is not available now, please try again in a "
+        "few minutes.",
+        "Layanan pembayaran sedang tidak tersedia, silakan coba lagi "
+        "beberapa menit lagi."),
+    'prompt': ("A payment request of {amount} for invoice {number} was "
+        "sent to your phone: confirm it there with your PIN.",
+        "Permintaan pembayaran {amount} untuk tagihan {number} telah "
+        "dikirim ke ponsel Anda: konfirmasikan dengan PIN Anda."),
+    }
+
+
+def _page(status, key, lang='en', **values):
+    "A small HTML page for the subscriber, in English or Indonesian"
+    english, indonesian = PAGES[key]
+    text = (indonesian if (lang or '').startswith('id') else english).format(
+        **{k: html.escape(str(v)) for k, v in values.items()})
+    body = ('<!DOCTYPE html><html lang="%s"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, '
+        'initial-scale=1"><title>%s</title></head><body><p>%s</p>'
+        '</body></html>') % ('id' if lang.startswith('id') else 'en',
+            html.escape(values.get('number', '') or 'Payment'), text)
+    return Response(body, status=status,
+        content_type='text/html; charset=utf-8')
+
+
+@app.route('/<database_name>/isp_billing/pay/<token>', methods={'GET'})
+@with_pool
+def pay(request, pool, token):
+    "The public payment link of an invoice: to the gateway's page"
+    if not TOKEN.fullmatch(token):
+        return _page(HTTPStatus.NOT_FOUND, 'unknown')
+    context = {'_request': request.context}
+    lang = 'en'
+    try:
+        with Transaction().start(pool.database_name, 0,
+                context=context) as transaction:
+            Invoice = pool.get('account.invoice')
+            found = Invoice.search([
+                    ('isp_pay_token', '=', token),
+                    ('type', '=', 'out'),
+                    ], limit=1)
+            if not found:
+                return _page(HTTPStatus.NOT_FOUND, 'unknown')
+            invoice, = found
+            party_lang = invoice.party.lang or invoice.company.party.lang
+            lang = party_lang.code if party_lang else 'en'
+            number = invoice.number or ''
+            if invoice.state == 'paid' or (
+                    invoice.state == 'posted' and invoice.amount_to_pay <= 0):
+                return _page(HTTPStatus.OK, 'paid', lang, number=number)
+            if invoice.state != 'posted':
+                return _page(HTTPStatus.GONE, 'cancelled', lang,
+                    number=number)
+            try:
+                payment = Invoice.isp_open_payment(invoice)
+            except PaymentOnlineError as exception:
+                transaction.rollback()
+                return _page(HTTPStatus.CONFLICT, 'no_gateway', lang,
+                    number=number, reason=exception.message)
+            url = payment.payment_url
+            Lang = pool.get('ir.lang')
+            amount = Lang.get(lang).currency(payment.amount,
+                payment.currency, symbol=True, grouping=True)
+    except PaymentGatewayError:
+        logger.warning("pay link: the gateway did not open the payment",
+            exc_info=True)
+        return _page(HTTPStatus.SERVICE_UNAVAILABLE, 'unavailable', lang)
+    except backend.DatabaseOperationalError:
+        return _page(HTTPStatus.SERVICE_UNAVAILABLE, 'unavailable', lang)
+    if url:
+        return Response(status=HTTPStatus.SEE_OTHER,
+            headers={'Location': url})
+    return _page(HTTPStatus.ACCEPTED, 'prompt', lang, number=number,
+        amount=amount)

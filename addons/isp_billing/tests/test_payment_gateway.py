@@ -234,6 +234,105 @@ class PaymentGatewayTestCase(RouteTestCase):
                 Gateway.for_company(company))
             Transaction().rollback()
 
+    # -- the public payment link ---------------------------------------------
+
+    def _pay_link_invoice(self, company_id, phone, lang_code=None):
+        "A posted invoice: (id, pay link path, pay URL, number)"
+        def create():
+            pool = Pool()
+            Company = pool.get('company.company')
+            Configuration = pool.get('isp.billing.configuration')
+            Lang = pool.get('ir.lang')
+            company = Company(company_id)
+            with Transaction().set_context(company=company.id):
+                configuration = Configuration(1)
+                configuration.pay_url = (
+                    'https://billing.example.net/{database}/isp_billing/'
+                    'pay/{token}')
+                configuration.save()
+            party = create_customer(phone=phone)
+            if lang_code:
+                party.lang, = Lang.search([('code', '=', lang_code)])
+                party.save()
+            invoice, = create_invoices(company, party, AMOUNT)
+            return (invoice.id, invoice.isp_pay_token,
+                invoice.isp_pay_url(), invoice.number)
+        invoice_id, token, url, number = self.locked(
+            create, tables=SEQUENCES)
+        path = '/%s/isp_billing/pay/%s' % (DB_NAME, token)
+        return invoice_id, path, url, number
+
+    def test_pay_link(self):
+        """The invoice's public link opens its payment (reused when asked
+        again) and sends the subscriber to the gateway; once paid it says so
+        in the subscriber's language; a cancelled or unknown one too"""
+        invoice_id, path, url, number = self._pay_link_invoice(
+            self.company, '+6281234567890', 'id')
+        self.assertEqual(url, 'https://billing.example.net' + path)
+        client = self.client()
+        response = client.get(path)
+        self.assertEqual(response.status_code, 303, response.data)
+        location = response.headers['Location']
+        self.assertIn('/snap/v4/redirection/', location)
+        self.assertEqual(client.get(path).headers['Location'], location)
+        opened = [r for r in self.fakes['midtrans'].requests
+            if r.path == '/snap/v1/transactions']
+        self.assertEqual(len(opened), 1)
+        reference = opened[0].json()['transaction_details']['order_id']
+        fake = self.fakes['midtrans']
+        fake.pay(reference)
+        delivery, = self.deliveries('midtrans', reference)
+        self.assertEqual(self.replay(delivery).status_code, 200)
+        response = client.get(path)
+        self.assertEqual(response.status_code, 200)
+        self.assertIn('Tagihan %s sudah lunas' % number,
+            response.data.decode())
+
+        invoice_id, path, _, number = self._pay_link_invoice(
+            self.company, '+6281234567891')
+
+        def cancel():
+            pool = Pool()
+            Invoice = pool.get('account.invoice')
+            Company = pool.get('company.company')
+            Company.write([Company(self.company)],
+                {'cancel_invoice_out': True})
+            Invoice.cancel([Invoice(invoice_id)])
+        self.locked(cancel, tables=SEQUENCES)
+        response = client.get(path)
+        self.assertEqual(response.status_code, 410)
+        self.assertIn('was cancelled', response.data.decode())
+        for unknown in ['x' * 22, 'bad!token*12345678', 'short']:
+            response = client.get('/%s/isp_billing/pay/%s' % (
+                    DB_NAME, unknown))
+            self.assertEqual(response.status_code, 404, unknown)
+
+    def test_pay_link_mpesa(self):
+        "An M-Pesa branch's link pushes the prompt and says so"
+        _, path, _, number = self._pay_link_invoice(
+            self.kenya, '+254712345678')
+        response = self.client().get(path)
+        self.assertEqual(response.status_code, 202, response.data)
+        self.assertIn('sent to your phone', response.data.decode())
+        pushes = [r for r in self.fakes['mpesa'].requests
+            if r.path.endswith('/stkpush/v1/processrequest')]
+        self.assertEqual(len(pushes), 1)
+        self.assertEqual(pushes[0].json()['PhoneNumber'], '254712345678')
+
+    def test_pay_link_token_copy(self):
+        "A copied invoice gets a link of its own"
+        def copy():
+            pool = Pool()
+            Invoice = pool.get('account.invoice')
+            Company = pool.get('company.company')
+            party = create_customer()
+            invoice, = create_invoices(Company(self.company), party, AMOUNT)
+            copy, = Invoice.copy([invoice])
+            return invoice.isp_pay_token, copy.isp_pay_token
+        token, copied = self.locked(copy, tables=SEQUENCES)
+        self.assertTrue(copied)
+        self.assertNotEqual(copied, token)
+
     # -- webhooks -------------------------------------------------------------
 
     def _pay_and_repeat(self, provider):
