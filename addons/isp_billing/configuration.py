@@ -2,6 +2,7 @@
 # this repository contains the full copyright notices and license terms.
 import datetime as dt
 
+from trytond.i18n import gettext
 from trytond.model import (
     ModelSingleton,
     ModelSQL,
@@ -15,6 +16,9 @@ from trytond.modules.company.model import (
 from trytond.pool import Pool
 from trytond.pyson import Eval
 from trytond.transaction import Transaction
+
+from . import qris
+from .exceptions import BillingError
 
 PAYMENT_METHODS = ['cash', 'bank_transfer', 'qris', 'gateway']
 # the reminder and isolation ladder: (days from the due date, action)
@@ -217,6 +221,27 @@ class ConfigurationCompany(ModelSQL, CompanyValueMixin):
             return ModelData.get_id('account', 'journal_miscellaneous')
         except KeyError:
             return None
+
+    @classmethod
+    def validate_fields(cls, records, field_names):
+        super().validate_fields(records, field_names)
+        if field_names is None or 'qris_payload' in field_names:
+            cls.check_qris_payload(records)
+
+    @classmethod
+    def check_qris_payload(cls, records):
+        "Refuse a QRIS payload that is not a complete EMVCo payload"
+        for record in records:
+            if not record.qris_payload:
+                continue
+            try:
+                qris.check(record.qris_payload)
+            except qris.QRISError as exception:
+                raise BillingError(gettext(
+                        'isp_billing.msg_qris_payload_invalid',
+                        company=(record.company.rec_name
+                            if record.company else ''),
+                        error=str(exception))) from exception
 
 
 def ladder_levels(ladder=DEFAULT_LADDER):

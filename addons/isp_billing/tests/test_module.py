@@ -16,8 +16,11 @@ class IspBillingTestCase(CompanyTestMixin, ModuleTestCase):
         # central gateway accounts (empty company) are shared: their rule is
         # ['OR', ('company', '=', None), ('company', 'in', companies)],
         # checked by test_payment_gateway_company_rule
+        # plans are shared when their branch is empty (isp_base's rule)
         return super()._skip_company_rule | {
             ('isp.payment.gateway', 'company'),
+            ('party.party', 'isp_company'),
+            ('product.template', 'isp_company'),
             }
 
     @with_transaction()
