@@ -1,7 +1,9 @@
 # This file is part of the ISP suite.  The COPYRIGHT file at the top level of
 # this repository contains the full copyright notices and license terms.
+from unittest.mock import patch
 
 from trytond.modules.company.tests import CompanyTestMixin
+from trytond.modules.company.tests import test_module as company_tests
 from trytond.pool import Pool
 from trytond.pyson import Eval, PYSONEncoder
 from trytond.tests.test_tryton import ModuleTestCase, with_transaction
@@ -22,6 +24,18 @@ class IspBillingTestCase(CompanyTestMixin, ModuleTestCase):
             ('party.party', 'isp_company'),
             ('product.template', 'isp_company'),
             }
+
+    def test_company_multivalue_context(self):
+        # a plan's company field is isp_company, the branch that sells it
+        # (empty: every branch): its account category takes the company of
+        # the user's context, as in stock Tryton
+        registered = company_tests.isregisteredby
+
+        def isregisteredby(model, module, *args, **kwargs):
+            return (model.__name__ != 'product.template'
+                and registered(model, module, *args, **kwargs))
+        with patch.object(company_tests, 'isregisteredby', isregisteredby):
+            super().test_company_multivalue_context()
 
     @with_transaction()
     def test_payment_gateway_company_rule(self):
