@@ -302,6 +302,44 @@ def test_accounting_usage_and_fair_usage(world, radius):
     account(radius, 'Stop', user, 'use-3', Acct_Session_Time=30)
 
 
+def test_live_status_from_accounting(world, radius):
+    "The router's sync shows who is online from the open sessions"
+    stack, peers, ids = world
+    peers['a'].set_policy(coa='ack', disconnect='ack')
+    static = service(stack, ids['static_a'])
+    user = static['username']
+
+    def live():
+        from trytond.pool import Pool
+        with stack.transaction():
+            record = Pool().get('isp.service')(ids['static_a'])
+            return (record.live_status, record.live_address,
+                record.live_caller_id, bool(record.uptime),
+                [(h.status, h.address) for h in record.status_history])
+
+    account(radius, 'Start', user, 'live-1',
+        Calling_Station_Id='AA:BB:CC:00:11:22')
+    call(stack, ids['company_a'], 'sync_all', model='isp.router')
+    status, address, caller_id, has_uptime, history = live()
+    assert (status, address, caller_id) == (
+        'online', '10.1.0.9', 'AA:BB:CC:00:11:22')
+    assert has_uptime
+    assert history[0] == ('online', '10.1.0.9')
+    # nothing changed: no new history
+    call(stack, ids['company_a'], 'sync_all', model='isp.router')
+    assert len(live()[-1]) == len(history)
+    account(radius, 'Stop', user, 'live-1', Acct_Session_Time=30)
+    call(stack, ids['company_a'], 'sync', ids['router_a'],
+        model='isp.router')
+    status, address, _, _, history = live()
+    assert (status, address) == ('offline', None)
+    assert history[0] == ('offline', None)
+    with stack.transaction():
+        from trytond.pool import Pool
+        router = Pool().get('isp.router')(ids['router_a'])
+        assert router.last_sync and router.active_count == 0
+
+
 def test_prune(world, radius):
     "Counted raw rows past the retention go; stale open sessions close"
     stack, _, ids = world

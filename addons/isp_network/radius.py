@@ -12,6 +12,7 @@ the same log, retry and backoff.
 """
 import datetime as dt
 import ipaddress
+import time
 
 from trytond import backend
 from trytond.i18n import gettext
@@ -54,6 +55,29 @@ def open_sessions(nas_addresses, usernames):
                     'Calling-Station-Id': caller_id,
                     })
     return sessions
+
+
+def nas_sessions(nas_address):
+    """{user name: live values} of the sessions open in radacct at a NAS
+    (the latest one of a user; PostgreSQL only)"""
+    live = {}
+    if backend.name != 'postgresql' or not nas_address:
+        return live
+    cursor = Transaction().connection.cursor()
+    cursor.execute(
+        "SELECT username, host(framedipaddress), callingstationid, "
+        "GREATEST(EXTRACT(EPOCH FROM (now() - acctstarttime)), 0) "
+        "FROM radacct WHERE acctstoptime IS NULL "
+        "AND nasipaddress = %s::inet ORDER BY acctstarttime, radacctid",
+        (nas_address,))
+    for username, address, caller_id, uptime in cursor:
+        live[username] = {
+            'status': 'online',
+            'address': address or None,
+            'caller_id': caller_id or None,
+            'uptime': '%ds' % int(uptime or 0),
+            }
+    return live
 
 
 class Template(metaclass=PoolMeta):
@@ -147,6 +171,45 @@ class Router(metaclass=PoolMeta):
             super().sync(others)
         if radius:
             cls.radius_provision(radius, due_only=False)
+            cls.radius_refresh_live(radius)
+
+    @classmethod
+    def radius_refresh_live(cls, routers):
+        """The live status of the routers' services from the sessions
+        FreeRADIUS's accounting holds open (online with address, MAC and
+        uptime; offline otherwise), with the status history, and the
+        routers' last sync"""
+        pool = Pool()
+        Service = pool.get('isp.service')
+        Status = pool.get('isp.service.status')
+        now = dt.datetime.now()
+        history = []
+        for router in routers:
+            if not router.active:
+                continue
+            started = time.monotonic()
+            sessions = nas_sessions(router.radius_address)
+            updates = {}
+            for service in Service.search([
+                        ('router', '=', router.id),
+                        ('state', '!=', 'draft'),
+                        ]):
+                live = sessions.get(service.username)
+                if live is None:
+                    live = {'status': 'disabled'
+                        if service.state == 'terminated' else 'offline'}
+                values = service._live_values(live, now)
+                if values:
+                    history.extend(service._live_history(values, now))
+                    updates[service.id] = values
+            update_rows(Service, updates)
+            cls.write([router], {
+                    'last_sync': now,
+                    'last_sync_duration': round(
+                        time.monotonic() - started, 3),
+                    'active_count': len(sessions),
+                    })
+        Status.save(history)
 
     @classmethod
     def radius_provision(cls, routers, due_only=True):

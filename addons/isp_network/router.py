@@ -411,7 +411,7 @@ class Router(DeactivableMixin, ModelSQL, ModelView):
     def sync_all(cls):
         "Cron: sync every active router of the context company"
         context = Transaction().context
-        domain = [('provisioning_mode', '=', 'api')]
+        domain = []
         if context.get('company'):
             domain.append(('company', '=', context['company']))
         routers = cls.search(domain)

@@ -596,16 +596,7 @@ class Service(Workflow, ModelSQL, ModelView):
                     full or outcome.actions):
                 live = service._live_values(outcome.live, now)
                 values.update(live)
-                if 'live_status' in live or 'live_address' in live:
-                    history.append(Status(
-                            service=service, company=service.company,
-                            date=now,
-                            status=values.get(
-                                'live_status', service.live_status),
-                            address=values.get(
-                                'live_address', service.live_address),
-                            caller_id=values.get(
-                                'live_caller_id', service.live_caller_id)))
+                history.extend(service._live_history(values, now))
             if values:
                 updates[service.id] = values
         update_rows(cls, updates)
@@ -630,6 +621,19 @@ class Service(Workflow, ModelSQL, ModelView):
                     seconds=backoff(attempts)),
                 }
         return {k: v for k, v in new.items() if getattr(self, k) != v}
+
+    def _live_history(self, values, now):
+        "The status history entry of changed live `values` (or none)"
+        pool = Pool()
+        Status = pool.get('isp.service.status')
+        if 'live_status' not in values and 'live_address' not in values:
+            return []
+        return [Status(
+                service=self, company=self.company, date=now,
+                status=values.get('live_status', self.live_status),
+                address=values.get('live_address', self.live_address),
+                caller_id=values.get(
+                    'live_caller_id', self.live_caller_id))]
 
     def _live_values(self, live, now):
         "The live fields that changed"
