@@ -22,6 +22,7 @@ from trytond.modules.isp_base.exceptions import (
     PhoneValidationError,
     PlanValidationError,
 )
+from trytond.modules.isp_base.tests.views import ListViewTestMixin
 from trytond.modules.isp_base.validation import (
     format_rate,
     national_id_problem,
@@ -40,7 +41,7 @@ def _country(code):
 
 class IspBaseTestCase(
         PartyCompanyCheckEraseMixin, PartyCheckReplaceMixin,
-        CompanyTestMixin, ModuleTestCase):
+        ListViewTestMixin, CompanyTestMixin, ModuleTestCase):
     "Test ISP Base module"
     module = 'isp_base'
 

@@ -7,9 +7,13 @@ from trytond.modules.company.tests import test_module as company_tests
 from trytond.pool import Pool
 from trytond.pyson import Eval, PYSONEncoder
 from trytond.tests.test_tryton import ModuleTestCase, with_transaction
+from trytond.transaction import Transaction
+
+from trytond.modules.isp_base.tests.views import ListViewTestMixin
 
 
-class IspBillingTestCase(CompanyTestMixin, ModuleTestCase):
+class IspBillingTestCase(
+        ListViewTestMixin, CompanyTestMixin, ModuleTestCase):
     "Test isp_billing module"
     module = 'isp_billing'
 
@@ -36,6 +40,23 @@ class IspBillingTestCase(CompanyTestMixin, ModuleTestCase):
                 and registered(model, module, *args, **kwargs))
         with patch.object(company_tests, 'isregisteredby', isregisteredby):
             super().test_company_multivalue_context()
+
+    @with_transaction()
+    def test_finance_menu_invoices(self):
+        "Finance staff reach the customer invoices from the ISP menu"
+        pool = Pool()
+        Menu = pool.get('ir.ui.menu')
+        User = pool.get('res.user')
+        ModelData = pool.get('ir.model.data')
+        menu = Menu(ModelData.get_id('isp_billing', 'menu_invoice_out'))
+        group = ModelData.get_id('isp_base', 'group_isp_finance')
+        user, = User.create([{
+                    'name': "Finance", 'login': 'finance',
+                    'groups': [('add', [group])]}])
+        with Transaction().set_user(user.id), \
+                Transaction().set_context(_check_access=True):
+            self.assertEqual(Menu.search([('id', '=', menu.id)]), [menu])
+            self.assertEqual(Menu(menu.id).parent.name, "ISP")
 
     @with_transaction()
     def test_payment_gateway_company_rule(self):

@@ -4,8 +4,11 @@
 from trytond.modules.company.tests import CompanyTestMixin
 from trytond.tests.test_tryton import ModuleTestCase
 
+from trytond.modules.isp_base.tests.views import ListViewTestMixin
 
-class IspHelpdeskTestCase(CompanyTestMixin, ModuleTestCase):
+
+class IspHelpdeskTestCase(
+        ListViewTestMixin, CompanyTestMixin, ModuleTestCase):
     "Test isp_helpdesk module"
     module = 'isp_helpdesk'
 

@@ -15,6 +15,7 @@ from trytond.tests.test_tryton import ModuleTestCase, with_transaction
 from trytond.transaction import Transaction
 
 from tools.routeros_sim import Router as SimRouter
+from trytond.modules.isp_base.tests.views import ListViewTestMixin
 from trytond.modules.isp_network.converge import diff, live_status
 from trytond.modules.isp_network.exceptions import (
     RouterRadiusValidationError,
@@ -93,7 +94,8 @@ class NetworkMixin:
         Router.provision(list(routers))
 
 
-class IspNetworkTestCase(NetworkMixin, CompanyTestMixin, ModuleTestCase):
+class IspNetworkTestCase(
+        NetworkMixin, ListViewTestMixin, CompanyTestMixin, ModuleTestCase):
     "Test isp_network module"
     module = 'isp_network'
 

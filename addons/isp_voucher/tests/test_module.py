@@ -4,8 +4,11 @@
 from trytond.modules.company.tests import CompanyTestMixin
 from trytond.tests.test_tryton import ModuleTestCase
 
+from trytond.modules.isp_base.tests.views import ListViewTestMixin
 
-class IspVoucherTestCase(CompanyTestMixin, ModuleTestCase):
+
+class IspVoucherTestCase(
+        ListViewTestMixin, CompanyTestMixin, ModuleTestCase):
     "Test isp_voucher module"
     module = 'isp_voucher'
 
