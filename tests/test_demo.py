@@ -3,7 +3,12 @@
 """The README's demo command, run as a newcomer would: it installs, creates
 the SQLite database, activates the six modules, loads the demo data and
 serves the back office; the printed login lists the demo data over the
-server's JSON-RPC, and a branch user sees only the branch."""
+server's JSON-RPC, and a branch user sees only the branch.  The demo bills
+(invoices per branch, paid and overdue ones, isolated subscribers) and an
+overdue invoice is paid through its payment link on the fake gateways,
+which reconnects the subscriber on the simulated router."""
+import datetime
+import json
 import os
 import random
 import re
@@ -40,11 +45,20 @@ def _free_ports(count):
     raise RuntimeError("no free ports")
 
 
+class Demo(tuple):
+    "(url, login, password), with the ports of the simulators and fakes"
+    router_control_port = gateway_port = None
+
+
 def _start_demo(demo_dir, port):
     router_port = _free_ports(4)
+    gateway_port = _free_ports(4)
+    while abs(gateway_port - router_port) < 4:
+        gateway_port = _free_ports(4)
     env = dict(os.environ, ISP_DEMO_DIR=str(demo_dir), ISP_DEMO_PORT=str(port),
         ISP_DEMO_ROUTER_PORT=str(router_port),
-        ISP_DEMO_ROUTER_CONTROL_PORT=str(router_port + 3))
+        ISP_DEMO_ROUTER_CONTROL_PORT=str(router_port + 3),
+        ISP_DEMO_GATEWAY_PORT=str(gateway_port))
     for name in ['TRYTOND_DATABASE_URI', 'DB_NAME', 'DB_CACHE']:
         env.pop(name, None)
     process = subprocess.Popen(
@@ -62,7 +76,7 @@ def _start_demo(demo_dir, port):
             break
     text = ''.join(output)
     match = re.search(r'Login: (\S+)\s+Password: (\S+)', text)
-    url = re.search(r'(http://127\.0\.0\.1:\d+/)', text)
+    url = re.search(r'ISP suite demo: (http://127\.0\.0\.1:\d+/)', text)
     if not (match and url):
         _stop(process)
         pytest.fail('the demo did not print its login:\n' + text)
@@ -72,7 +86,10 @@ def _start_demo(demo_dir, port):
                 break
         except OSError:
             time.sleep(0.2)
-    return process, url.group(1), match.group(1), match.group(2), text
+    demo = Demo((url.group(1), match.group(1), match.group(2)))
+    demo.router_control_port = router_port + 3
+    demo.gateway_port = gateway_port
+    return process, demo, text
 
 
 def _stop(process):
@@ -96,10 +113,11 @@ def demo_dir(tmp_path_factory):
 def demo(demo_dir):
     "The demo command, run once for the first tests of this module"
     port = _free_port()
-    process, url, login, password, output = _start_demo(demo_dir, port)
+    process, demo, output = _start_demo(demo_dir, port)
     try:
-        assert url == f'http://127.0.0.1:{port}/'
-        yield url, login, password
+        assert demo[0] == f'http://127.0.0.1:{port}/'
+        demo.output = output
+        yield demo
     finally:
         _stop(process)
 
@@ -157,6 +175,195 @@ def test_demo_network_on_simulated_routers(demo):
     assert sum(r['secret_count'] for r in routers) == 65
 
 
+def _invoices(client):
+    return client.call('model.account.invoice.search_read',
+        [('type', '=', 'out')], 0, None, [('id', 'ASC')],
+        ['state', 'number', 'party', 'company.rec_name', 'currency.code',
+            'untaxed_amount', 'tax_amount', 'total_amount',
+            'payment_term_date', 'isp_pay_token'])
+
+
+def _amount(value):
+    "A Numeric of JSON-RPC ({'__class__': 'Decimal', ...}) as a float"
+    if isinstance(value, dict):
+        value = value['decimal']
+    return float(value)
+
+
+def _date(value):
+    if isinstance(value, dict):
+        return datetime.date(value['year'], value['month'], value['day'])
+    return value
+
+
+def test_demo_bills_and_isolates_for_non_payment(demo):
+    """Each branch invoices its services in its currency with its tax; most
+    first invoices are paid, the others overdue and their subscribers
+    isolated for non-payment; the gateway accounts point at the fakes"""
+    url, login, password = demo
+    client = RPCClient(url, 'isp_demo')
+    client.login(login, password)
+    invoices = _invoices(client)
+    today = datetime.date.today()
+    by_branch = {}
+    for invoice in invoices:
+        by_branch.setdefault(invoice['company.']['rec_name'], []).append(
+            invoice)
+    assert set(by_branch) == {'Nusantara Net Bandung', 'Nusantara Net Nairobi'}
+    for branch, currency, rate, count in [
+            ('Nusantara Net Bandung', 'IDR', 0.11, 40),
+            ('Nusantara Net Nairobi', 'KES', 0.16, 25)]:
+        invoices = by_branch[branch]
+        assert len(invoices) == count
+        assert {i['currency.']['code'] for i in invoices} == {currency}
+        assert {i['state'] for i in invoices} == {'posted', 'paid'}
+        for invoice in invoices:
+            untaxed = _amount(invoice['untaxed_amount'])
+            assert untaxed > 0
+            assert _amount(invoice['tax_amount']) == pytest.approx(
+                untaxed * rate, abs=1)
+            assert invoice['number'].startswith(
+                'BDG/' if currency == 'IDR' else 'NBO/')
+        overdue = [i for i in invoices if i['state'] == 'posted']
+        assert overdue
+        assert all(_date(i['payment_term_date']) < today - datetime.timedelta(
+                days=9) for i in overdue)
+    assert 'pay an overdue invoice: %sisp_demo/isp_billing/pay/' % url in (
+        demo.output)
+
+    services = client.call('model.isp.service.search_read', [], 0, None,
+        None, ['state', 'subscriber', 'isolated_by_billing'])
+    isolated = {s['subscriber'] for s in services if s['state'] == 'isolated'}
+    assert len(isolated) == 7
+    assert all(s['isolated_by_billing'] for s in services
+        if s['state'] == 'isolated')
+    unpaid = {i['party'] for i in _invoices(client) if i['state'] == 'posted'}
+    assert unpaid == isolated
+
+    gateways = client.call('model.isp.payment.gateway.search_read', [],
+        0, None, None, ['provider', 'company.rec_name', 'sandbox',
+            'base_url', 'webhook_url'])
+    assert sorted((g['provider'], (g['company.'] or {}).get('rec_name'))
+        for g in gateways) == [
+        ('duitku', None), ('midtrans', None),
+        ('mpesa', 'Nusantara Net Nairobi'), ('xendit', None)]
+    assert all(g['sandbox'] for g in gateways)
+    assert sorted(g['base_url'] for g in gateways) == [
+        'http://127.0.0.1:%d' % port
+        for port in range(demo.gateway_port, demo.gateway_port + 4)]
+    assert all(g['webhook_url'].startswith(url + 'isp_demo/isp_billing/')
+        for g in gateways)
+
+
+def _secret(demo, router, username):
+    answer = requests.get('http://127.0.0.1:%d/routers/%s/menu' % (
+            demo.router_control_port, router),
+        params={'path': '/ppp/secret', 'name': username}, timeout=10)
+    answer.raise_for_status()
+    secret, = answer.json()
+    return secret
+
+
+def _wait(predicate, timeout=90):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    return predicate()
+
+
+def _pay_online(demo, client, session, code, router, provider):
+    "Pay the overdue invoice of an isolated service on router `code`"
+    url = demo[0]
+    service, = client.call('model.isp.service.search_read',
+        [('state', '=', 'isolated'), ('router.code', '=', code)],
+        0, 1, [('id', 'ASC')], ['subscriber', 'username'])
+    secret = _secret(demo, router, service['username'])
+    if code == 'CKP':
+        assert secret['profile'] == 'isolir'
+    else:
+        assert secret['disabled'] in {True, 'true', 'yes'}
+    invoice, = client.call('model.account.invoice.search_read',
+        [('party', '=', service['subscriber']), ('state', '=', 'posted')],
+        0, None, None, ['isp_pay_token'])
+
+    link = '%sisp_demo/isp_billing/pay/%s' % (url, invoice['isp_pay_token'])
+    answer = session.get(link, allow_redirects=False, timeout=60)
+    fake = 'http://127.0.0.1:%d' % (demo.gateway_port
+        + (0 if provider == 'midtrans' else 3))
+    if provider == 'midtrans':
+        assert answer.status_code == 303, answer.text
+        page = answer.headers['Location']
+        assert page.startswith(fake + '/snap/v4/redirection/')
+    else:
+        # M-Pesa prompts the phone; the fake lists its prompts on /_fake/
+        assert answer.status_code == 202, answer.text
+        index = session.get(fake + '/_fake/', timeout=10)
+        page = fake + re.search(r'href="(/phone/[^"]+)"',
+            index.text).group(1)
+    shown = session.get(page, timeout=10)
+    assert shown.status_code == 200
+    assert 'Pay</button>' in shown.text
+    session.post(page, data={'action': 'pay'}, allow_redirects=False,
+        timeout=10)
+
+    def paid():
+        state, = client.call('model.account.invoice.read',
+            [invoice['id']], ['state'])
+        return state['state'] == 'paid'
+    assert _wait(paid), provider
+
+    def reconnected():
+        state, = client.call('model.isp.service.read', [service['id']],
+            ['state', 'router_state', 'isolated_by_billing'])
+        return (state['state'] == 'active'
+            and state['router_state'] == 'synced'
+            and not state['isolated_by_billing'])
+    assert _wait(reconnected), provider
+    secret = _secret(demo, router, service['username'])
+    assert secret['profile'] != 'isolir'
+    assert secret['disabled'] in {False, 'false', 'no'}
+    callbacks = session.get(fake + '/_fake/callbacks', timeout=10).json()
+    assert [c['status'] for c in callbacks if not c['dropped']] == [200]
+    transactions = client.call(
+        'model.isp.payment.transaction.search_read',
+        [('document', '=', 'account.invoice,%d' % invoice['id'])],
+        0, None, None, ['state'])
+    assert [t['state'] for t in transactions] == ['paid']
+
+
+def test_demo_pays_online_and_reconnects(demo):
+    """An isolated subscriber's overdue invoice is paid through its payment
+    link: the demo server opens the payment at the fake Midtrans (303 to its
+    page), the buyer presses Pay, the fake's notification reaches the
+    webhook; the invoice is paid and the service back on the router.  The
+    Nairobi link pushes an M-Pesa prompt, answered on the fake phone."""
+    url, login, password = demo
+    client = RPCClient(url, 'isp_demo')
+    client.login(login, password)
+    session = requests.Session()
+    session.trust_env = False
+    _pay_online(demo, client, session, 'CKP', 'sim1', 'midtrans')
+    _pay_online(demo, client, session, 'WSTL', 'sim3', 'mpesa')
+
+
+def test_demo_prints_no_gateway_key(demo, demo_dir):
+    "The fakes' keys are generated per machine and printed nowhere"
+    with open(demo_dir / 'gateway-credentials.json') as fp:
+        credentials = json.load(fp)
+    secrets = [value for keys in credentials.values()
+        for name, value in keys.items()
+        if name not in {'shortcode', 'merchant_code'}]
+    assert len(secrets) == 7
+    logs = demo.output + (demo_dir / 'gateways.log').read_text()
+    assert not [s for s in secrets if s in logs]
+    assert 'SB-Mid-server-fake' not in logs
+    assert oct(os.stat(demo_dir / 'gateway-credentials.json').st_mode
+        & 0o777) == '0o600'
+
+
 CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu',
     '--disable-background-networking', '--no-first-run',
     '--disable-component-update', '--disable-sync']
@@ -191,14 +398,77 @@ def test_back_office_in_browser(demo, tmp_path):
             browser.close()
 
 
+def test_pay_online_in_browser(demo, tmp_path):
+    """The administrator opens an overdue invoice in the back office, clicks
+    Pay Online, opens the payment at Midtrans: the fake's page comes up in a
+    new tab, Pay, and the invoice is paid"""
+    sync_api = pytest.importorskip('playwright.sync_api')
+    url, login, password = demo
+    client = RPCClient(url, 'isp_demo')
+    client.login(login, password)
+    invoice = client.call('model.account.invoice.search_read', [
+            ('state', '=', 'posted'), ('currency.code', '=', 'IDR')],
+        0, 1, [('id', 'DESC')], ['number'])[0]
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path='/usr/bin/chromium', args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(
+                viewport={'width': 1400, 'height': 900})
+            page = context.new_page()
+            page.goto(url)
+            page.get_by_text('User name').wait_for(timeout=30000)
+            page.fill('#login', login)
+            page.press('#login', 'Enter')
+            page.fill('input[type=password]', password, timeout=30000)
+            page.press('input[type=password]', 'Enter')
+            page.get_by_text('Financial', exact=True).first.wait_for(
+                timeout=30000)
+            # the form of an overdue invoice, by its address in sao
+            page.goto('%s#isp_demo/model/account.invoice/%d' % (
+                    url, invoice['id']))
+            pay_online = page.locator('button', has_text='Pay Online').first
+            button = page.locator('.modal-footer button', has_text='Open')
+            for _ in range(3):
+                # the form's buttons wait for the record to load
+                sync_api.expect(pay_online).to_be_enabled(timeout=30000)
+                pay_online.click()
+                try:
+                    button.wait_for(timeout=15000)
+                    break
+                except sync_api.TimeoutError:
+                    page.screenshot(path=str(tmp_path / 'pay-online.png'))
+            button.wait_for(timeout=15000)
+            with context.expect_page(timeout=30000) as popup:
+                button.click()
+            gateway = popup.value
+            gateway.wait_for_load_state()
+            assert gateway.url.startswith('http://127.0.0.1:%d/snap/' % (
+                    demo.gateway_port))
+            gateway.get_by_role('button', name='Pay').click()
+            # back to the demo (the account's return URL)
+            gateway.wait_for_url(re.compile(re.escape(url) + r'\?'),
+                timeout=30000)
+            page.screenshot(path=str(tmp_path / 'invoice.png'))
+        finally:
+            browser.close()
+
+    def paid():
+        state, = client.call('model.account.invoice.read', [invoice['id']],
+            ['state'])
+        return state['state'] == 'paid'
+    assert _wait(paid)
+
+
 def test_demo_runs_again_reusing_what_exists(demo_dir):
     port = _free_port()
     start = time.monotonic()
-    process, url, login, password, output = _start_demo(demo_dir, port)
+    process, (url, login, password), output = _start_demo(demo_dir, port)
     try:
         assert 'activating' not in output
         assert 'Nusantara Net Bandung: 0 subscribers created' in output
         assert '0 services registered' in output
+        assert 'Nusantara Net Bandung: 40 invoices in IDR' in output
         client = RPCClient(url, 'isp_demo')
         client.login(login, password)
         count = client.call('model.party.party.search_count',

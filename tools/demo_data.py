@@ -8,16 +8,39 @@ benchmarks reuse it for 10k-100k subscribers; `load` writes the demo into a
 database that has the ISP modules activated:
 
     python -m tools.demo_data -c trytond.conf -d isp_demo --password-file F \
-        [--router-port N --router-control-port M]
+        [--router-port N --router-control-port M] [--public-url URL] \
+        [--gateway-port N --gateway-credentials FILE]
+
+Every branch gets its accounting: a chart of accounts, fiscal years (with
+periods and invoice sequences), its sales tax (PPN 11 % in Bandung, VAT 16 %
+in Nairobi) and its billing configuration (payment methods, the payment link
+of --public-url).
 
 With --router-port, the demo also gets routers (the RouterOS simulators that
 scripts/demo starts on N, N+1, N+2), a service per subscriber registered on
-them, some subscribers online and a few isolated.
+them and billed, some subscribers online and a few isolated for non-payment.
+The services are registered as if 20 to 23 days ago (`ir.date` answers that
+day while they are): registration posts each first invoice, most
+subscribers paid theirs at the counter within a week, the others did not
+and the reminder ladder, run today, isolates them.
+
+With --gateway-port, the demo's payment gateway accounts point at the fake
+gateways of tools/fake_gateways.py (scripts/demo starts them on N..N+3):
+Midtrans, Xendit and Duitku central for Rupiah, M-Pesa for Nairobi.
+
+Each step runs in its own transaction and reuses what exists: running it
+again creates nothing (it brings the URLs, ports and gateway keys up to
+date).  On SQLite it never runs with `[cache] clean_timeout = 0`: with 0,
+trytond's cache sync at each transaction start leaves SQLite's shared
+connection in autocommit, and a transaction Tryton restarts to take a lock
+would keep what its first attempt wrote.
 """
 import argparse
+import contextlib
 import datetime
 import json
 import random
+import types
 import urllib.request
 from decimal import Decimal
 
@@ -155,7 +178,30 @@ ROUTERS = [
     (1, 'WSTL', "Westlands POP", 2, 'disable'),
     ]
 ONLINE_EVERY = 4  # three subscribers in four are online
-ISOLATED_EVERY = 9  # one in nine is isolated (overdue)
+ISOLATED_EVERY = 9  # one in nine did not pay: overdue, then isolated
+# Accounting per branch (index in BRANCHES): invoice number prefix, sales
+# tax name and rate
+ACCOUNTING = {
+    0: ('BDG', "PPN 11%", Decimal('0.11')),
+    1: ('NBO', "VAT 16%", Decimal('0.16')),
+    }
+# How the demo's subscribers paid their first invoice, by service index
+PAYMENT_METHODS = ['cash', 'cash', 'bank_transfer', 'cash', 'qris']
+PAYMENT_METHOD_NAMES = [
+    ('cash', "Cash"),
+    ('bank_transfer', "Bank Transfer"),
+    ('qris', "QRIS"),
+    ('gateway', "Online Payment"),
+    ]
+# Payment gateway accounts: provider, name, branch index (None: central,
+# the head office's), offset of its fake's port
+GATEWAYS = [
+    ('midtrans', "Midtrans (sandbox)", None, 0),
+    ('xendit', "Xendit (sandbox)", None, 1),
+    ('duitku', "Duitku (sandbox)", None, 2),
+    ('mpesa', "M-Pesa Nairobi (sandbox)", 1, 3),
+    ]
+PAY_PATH = '/{database}/isp_billing/pay/{token}'
 
 STAFF = [
     # login, name, group xml id, branch index (None = every company)
@@ -297,6 +343,183 @@ def _staff(pool, companies, password):
     return users
 
 
+def _chart(pool, company):
+    "The minimal chart of accounts, through the account module's wizard"
+    Account = pool.get('account.account')
+    AccountTemplate = pool.get('account.account.template')
+    ModelData = pool.get('ir.model.data')
+    CreateChart = pool.get('account.create_chart', type='wizard')
+    if Account.search([('company', '=', company.id)], limit=1):
+        return False
+    template = AccountTemplate(
+        ModelData.get_id('account', 'account_template_root_en'))
+    session_id, _, _ = CreateChart.create()
+    wizard = CreateChart(session_id)
+    wizard.account.account_template = template
+    wizard.account.company = company
+    wizard.transition_create_account()
+    defaults = wizard.states['properties'].get_defaults(
+        wizard, 'properties', list(wizard.properties._fields))
+    for name, value in defaults.items():
+        if name in wizard.properties._fields:
+            setattr(wizard.properties, name, value)
+    for name, kind in [('account_receivable', 'receivable'),
+            ('account_payable', 'payable')]:
+        if not getattr(wizard.properties, name, None):
+            account, = Account.search([
+                    ('type.%s' % kind, '=', True),
+                    ('party_required', '=', True),
+                    ('company', '=', company.id),
+                    ], limit=1)
+            setattr(wizard.properties, name, account)
+    for name, kind in [('category_account_revenue', 'revenue'),
+            ('category_account_expense', 'expense')]:
+        if (name in wizard.properties._fields
+                and not getattr(wizard.properties, name, None)):
+            account, = Account.search([
+                    ('type.%s' % kind, '=', True),
+                    ('company', '=', company.id),
+                    ('closed', '!=', True),
+                    ], limit=1)
+            setattr(wizard.properties, name, account)
+    wizard.transition_create_properties()
+    CreateChart.delete(session_id)
+    return True
+
+
+def _fiscal_year(pool, company, year, prefix):
+    """The calendar year `year` with its monthly periods, a move sequence and
+    the invoice sequence (PREFIX/YEAR/00001); None when it exists"""
+    FiscalYear = pool.get('account.fiscalyear')
+    Sequence = pool.get('ir.sequence.strict')
+    ModelData = pool.get('ir.model.data')
+    start, end = datetime.date(year, 1, 1), datetime.date(year, 12, 31)
+    if FiscalYear.search([
+                ('company', '=', company.id),
+                ('start_date', '<=', end),
+                ('end_date', '>=', start),
+                ], limit=1):
+        return None
+    moves, invoices = Sequence.create([{
+                'name': "%s moves %d" % (prefix, year),
+                'sequence_type': ModelData.get_id(
+                    'account', 'sequence_type_account_move'),
+                'company': company.id,
+                }, {
+                'name': "%s invoices %d" % (prefix, year),
+                'sequence_type': ModelData.get_id(
+                    'account_invoice', 'sequence_type_account_invoice'),
+                'company': company.id,
+                'prefix': '%s/%d/' % (prefix, year),
+                'padding': 5,
+                }])
+    fiscalyear, = FiscalYear.create([{
+                'name': '%s %d' % (prefix, year),
+                'company': company.id,
+                'start_date': start,
+                'end_date': end,
+                'move_sequence': moves.id,
+                'invoice_sequences': [('create', [{
+                                'out_invoice_sequence': invoices.id,
+                                'out_credit_note_sequence': invoices.id,
+                                'in_invoice_sequence': invoices.id,
+                                'in_credit_note_sequence': invoices.id,
+                                }])],
+                }])
+    FiscalYear.create_period([fiscalyear])
+    return fiscalyear
+
+
+def _account(pool, company, code):
+    Account = pool.get('account.account')
+    account, = Account.search([
+            ('company', '=', company.id), ('code', '=', code)], limit=1)
+    return account
+
+
+def _accounting(pool, company, spec, years, public_url=None):
+    """The branch's chart, fiscal years, sales tax, payment methods and
+    billing configuration"""
+    Account = pool.get('account.account')
+    Tax = pool.get('account.tax')
+    Journal = pool.get('account.journal')
+    PaymentMethod = pool.get('account.invoice.payment.method')
+    Configuration = pool.get('isp.billing.configuration')
+    prefix, tax_name, rate = spec
+    with Transaction().set_context(company=company.id):
+        _chart(pool, company)
+        for year in years:
+            _fiscal_year(pool, company, year, prefix)
+        tax_account = _account(pool, company, '2.2.3')
+        tax = _get_or_create(Tax, [
+                ('company', '=', company.id), ('name', '=', tax_name)], {
+                'name': tax_name, 'description': tax_name,
+                'company': company.id, 'type': 'percentage', 'rate': rate,
+                'invoice_account': tax_account.id,
+                'credit_note_account': tax_account.id,
+                })
+        revenue, = Account.search([
+                ('company', '=', company.id), ('type.revenue', '=', True),
+                ('closed', '!=', True)], limit=1)
+        cash = _account(pool, company, '1.1.1')
+        journal, = Journal.search([('type', '=', 'cash')], limit=1)
+        values = {'revenue_account': revenue.id, 'tax': tax.id}
+        for method, name in PAYMENT_METHOD_NAMES:
+            values['payment_method_%s' % method] = _get_or_create(
+                PaymentMethod, [
+                    ('company', '=', company.id), ('name', '=', name)], {
+                    'name': name, 'company': company.id,
+                    'journal': journal.id, 'credit_account': cash.id,
+                    'debit_account': cash.id,
+                    }).id
+        if public_url:
+            values['pay_url'] = public_url.rstrip('/') + PAY_PATH
+        Configuration.write([Configuration(1)], values)
+
+
+def history_start(today):
+    """The day the demo's services were activated: 20 days before `today`,
+    or the 28th before when that falls on the 29th-31st (billing days are
+    1-28), so that their first invoice, due 10 days later, is at least ten
+    days overdue and the next period has not started yet"""
+    start = today - datetime.timedelta(days=20)
+    if start.day > 28:
+        start = start.replace(day=28)
+    return start
+
+
+def _today():
+    return datetime.datetime.now(datetime.UTC).date()
+
+
+def _setup_accounting(pool, years, public_url):
+    for index, company in enumerate(_branches(pool)):
+        _accounting(pool, company, ACCOUNTING[index], years, public_url)
+
+
+@contextlib.contextmanager
+def clock(date):
+    """Make `ir.date` answer `date` (at 03:00 UTC: the same day in Jakarta
+    and Nairobi) in this process, to write the demo's history through the
+    product's own code (it dates invoices and payments today)"""
+    from trytond.ir import date as ir_date
+    real = datetime.datetime
+    moment = real.combine(date, datetime.time(3, 0))
+
+    class Frozen(real):
+        @classmethod
+        def now(cls, tz=None):
+            if tz is None:
+                return moment
+            return moment.replace(tzinfo=datetime.UTC).astimezone(tz)
+    saved = ir_date.datetime
+    ir_date.datetime = types.SimpleNamespace(datetime=Frozen)
+    try:
+        yield
+    finally:
+        ir_date.datetime = saved
+
+
 def load(pool, password):
     """Write the demo into the database of `pool` (inside a transaction,
     as root); running it again adds nothing."""
@@ -375,6 +598,12 @@ def _services(pool, branches, routers):
         with_service = {s.subscriber.id for s in Service.search([
                     ('subscriber', 'in', [p.id for p in subscribers])])}
         with Transaction().set_context(company=company.id):
+            if any(p.id not in with_service for p in subscribers):
+                # the branch bills on the day its services were activated
+                Date = pool.get('ir.date')
+                Configuration = pool.get('isp.billing.configuration')
+                Configuration.write([Configuration(1)], {
+                        'billing_day': min(Date.today().day, 28)})
             for i, party in enumerate(subscribers):
                 if party.id in with_service:
                     continue
@@ -389,13 +618,39 @@ def _services(pool, branches, routers):
     return created
 
 
-def _isolate_some(pool, services):
-    Service = pool.get('isp.service')
-    to_isolate = [s for i, s in enumerate(services)
-        if i % ISOLATED_EVERY == ISOLATED_EVERY - 1]
-    if to_isolate:
-        Service.isolate(to_isolate)
-    return to_isolate
+def _service_invoices(pool, services):
+    "The posted (or paid) customer invoices of each service, by service id"
+    Line = pool.get('account.invoice.line')
+    result = {s.id: [] for s in services}
+    for line in Line.search([
+                ('isp_service', 'in', [s.id for s in services]),
+                ('invoice.type', '=', 'out'),
+                ('invoice.state', 'in', ['posted', 'paid']),
+                ], order=[('id', 'ASC')]):
+        if line.invoice not in result[line.isp_service.id]:
+            result[line.isp_service.id].append(line.invoice)
+    return result
+
+
+def _pay_some(pool, services, start):
+    """All subscribers but one in nine paid their first invoice at the
+    counter in the week after it (cash, bank transfer or QRIS)"""
+    Invoice = pool.get('account.invoice')
+    invoices = _service_invoices(pool, services)
+    # every invoice at once: one restart of the transaction, not one each
+    Invoice.lock(sum(invoices.values(), []))
+    paid = []
+    for i, service in enumerate(services):
+        if i % ISOLATED_EVERY == ISOLATED_EVERY - 1:
+            continue
+        for invoice in invoices[service.id]:
+            if invoice.state != 'posted' or invoice.amount_to_pay <= 0:
+                continue
+            Invoice.isp_record_payment(invoice, invoice.amount_to_pay,
+                date=start + datetime.timedelta(days=1 + i % 7),
+                method=PAYMENT_METHODS[i % len(PAYMENT_METHODS)])
+            paid.append(invoice)
+    return paid
 
 
 def _session_logins(pool, service_ids):
@@ -446,13 +701,13 @@ def _transact(database, func, *args):
                 result = func(pool, *args)
             except TransactionError as error:
                 transaction.rollback()
+                transaction.tasks.clear()
                 error.fix(extras)
                 continue
             transaction.commit()
-            tasks = list(transaction.tasks)
-            transaction.tasks.clear()
-        for task_id in tasks:
-            run_task(database, task_id)
+        # tasks queued by the tasks join the same (thread's) list
+        while transaction.tasks:
+            run_task(database, transaction.tasks.pop(0))
         return result
 
 
@@ -467,9 +722,59 @@ def _register(pool, port, password):
     return [s.id for s in _services(pool, branches, routers)]
 
 
-def _isolate(pool, service_ids):
+def _pay(pool, service_ids, start):
     Service = pool.get('isp.service')
-    return [s.id for s in _isolate_some(pool, Service.browse(service_ids))]
+    return len(_pay_some(pool, Service.browse(service_ids), start))
+
+
+def _remind(pool):
+    """Today's run of the reminder ladder (the cron's method): the unpaid
+    invoices are more than ten days overdue, so their subscribers' services
+    are isolated"""
+    Dunning = pool.get('account.dunning')
+    Service = pool.get('isp.service')
+    Dunning.isp_run()
+    return Service.search_count([
+            ('state', '=', 'isolated'), ('isolated_by_billing', '=', True)])
+
+
+def _bill_unbilled(pool):
+    """Bill the services that have never been (a database from before the
+    demo had billing): their first period, today"""
+    Service = pool.get('isp.service')
+    services = Service.search([
+            ('state', 'in', ['active', 'isolated']),
+            ('billed_until', '=', None),
+            ('activation_date', '!=', None),
+            ])
+    return len(Service.isp_bill(services)) if services else 0
+
+
+def billing_summary(pool):
+    """Per branch: (name, currency, posted invoices, paid, overdue, pay link
+    of an overdue invoice of an isolated subscriber)"""
+    Invoice = pool.get('account.invoice')
+    Service = pool.get('isp.service')
+    Date = pool.get('ir.date')
+    summary = []
+    for company in _branches(pool):
+        with Transaction().set_context(company=company.id):
+            today = Date.today()
+        invoices = Invoice.search([
+                ('company', '=', company.id), ('type', '=', 'out'),
+                ('state', 'in', ['posted', 'paid'])], order=[('id', 'ASC')])
+        overdue = [i for i in invoices if i.state == 'posted'
+            and i.isp_due_date and i.isp_due_date < today]
+        isolated = {s.subscriber.id for s in Service.search([
+                    ('company', '=', company.id),
+                    ('state', '=', 'isolated'),
+                    ('isolated_by_billing', '=', True)])}
+        link = next((i.isp_pay_url() for i in overdue
+                if i.party.id in isolated), None)
+        summary.append((company.rec_name, company.currency.code,
+                len(invoices), len([i for i in invoices if i.state == 'paid']),
+                len(overdue), link))
+    return summary
 
 
 def _sync(pool):
@@ -477,16 +782,71 @@ def _sync(pool):
     Router.sync(Router.search([]))
 
 
-def load_network(database, password, port, control_port):
-    """Routers on the simulators, a service per subscriber, sessions online
-    and a few isolated services; then a sync reads the routers back."""
-    service_ids = _transact(database, _register, port, password)
+def load_network(database, password, port, control_port, today=None):
+    """Routers on the simulators and a service per subscriber, registered
+    (and so billed) 20-23 days before `today`; most first invoices paid,
+    the others isolated by today's reminder run; sessions online; then a
+    sync reads the routers back."""
+    start = history_start(today or _today())
+    with clock(start):
+        service_ids = _transact(database, _register, port, password)
     if service_ids:
-        _transact(database, _isolate, service_ids)
+        with clock(start + datetime.timedelta(days=7)):
+            _transact(database, _pay, service_ids, start)
+        _transact(database, _remind)
         logins = _transact(database, _session_logins, service_ids)
         _login_sessions(control_port, logins)
         _transact(database, _sync)
+    else:
+        _transact(database, _bill_unbilled)
     return len(service_ids)
+
+
+def _gateways(pool, port, public_url, credentials):
+    """The gateway accounts on the fakes (sandbox), created once, their URLs
+    and credentials brought up to date on every run"""
+    Gateway = pool.get('isp.payment.gateway')
+    branches = _branches(pool)
+    gateways = []
+    for provider, name, branch, offset in GATEWAYS:
+        company = branches[branch].id if branch is not None else None
+        values = {
+            'name': name, 'provider': provider, 'company': company,
+            'sandbox': True, 'timeout': 10,
+            'base_url': 'http://127.0.0.1:%d' % (port + offset),
+            'public_url': public_url,
+            }
+        values.update({k: v for k, v in credentials.get(provider, {}).items()
+                if k in Gateway._fields})
+        with Transaction().set_context(active_test=False):
+            existing = Gateway.search([
+                    ('provider', '=', provider), ('company', '=', company),
+                    ('name', '=', name)], limit=1)
+        if existing:
+            Gateway.write(existing, values)
+            gateways.extend(existing)
+        else:
+            gateways.extend(Gateway.create([values]))
+    # Xendit calls back the URL set on the account (its dashboard or API)
+    for gateway in gateways:
+        if gateway.provider == 'xendit':
+            gateway.get_adapter().set_callback_url(gateway.webhook())
+    return [(g.name, g.company.rec_name if g.company else None, g.base_url)
+        for g in gateways]
+
+
+# Views earlier demo runs added to work around date-time list columns sao
+# could not show (the product's list views have date and time widgets now)
+SAO_VIEW = 'isp_demo_sao_datetime'
+
+
+def _drop_sao_workaround(pool):
+    View = pool.get('ir.ui.view')
+    View.delete(View.search([('name', '=', SAO_VIEW)]))
+
+
+def load_gateways(database, port, public_url, credentials):
+    return _transact(database, _gateways, port, public_url, credentials)
 
 
 def main():
@@ -499,9 +859,23 @@ def main():
         help="API port of the first simulated router (scripts/demo)")
     parser.add_argument('--router-control-port', type=int,
         help="control port of the router simulators")
+    parser.add_argument('--public-url',
+        help="the root of the demo server as subscribers and gateways "
+        "reach it (payment links, webhooks), e.g. http://127.0.0.1:8000")
+    parser.add_argument('--gateway-port', type=int,
+        help="port of the first fake payment gateway (scripts/demo)")
+    parser.add_argument('--gateway-credentials',
+        help="JSON file of the fakes' credentials by provider (default: "
+        "the fakes' fixed ones)")
     args = parser.parse_args()
     import trytond.config as config
     config.update_etc(args.config)
+    from trytond import backend
+    if backend.name == 'sqlite' and not config.getint(
+            'cache', 'clean_timeout', default=300):
+        # this process alone uses the file: no cache sync, which would put
+        # SQLite's connection in autocommit (see the docstring)
+        config.set('cache', 'clean_timeout', str(10 ** 8))
     from trytond.pool import Pool
     with open(args.password_file) as fp:
         password = fp.read().strip()
@@ -513,10 +887,32 @@ def main():
         transaction.commit()
     for name, created in summary:
         print('%s: %d subscribers created' % (name, created))
+    today = _today()
+    start = history_start(today)
+    years = sorted({start.year, today.year, today.year + 1})
+    _transact(args.database, _setup_accounting, years, args.public_url)
+    _transact(args.database, _drop_sao_workaround)
+    if args.gateway_port:
+        if args.gateway_credentials:
+            with open(args.gateway_credentials) as fp:
+                credentials = json.load(fp)
+        else:
+            from tools.fake_gateways import DEMO_CREDENTIALS as credentials
+        gateways = load_gateways(args.database, args.gateway_port,
+            args.public_url, credentials)
+        for name, company, url in gateways:
+            print('payment gateway %s (%s) on %s' % (
+                    name, company or "central", url))
     if args.router_port:
         count = load_network(args.database, password, args.router_port,
-            args.router_control_port)
+            args.router_control_port, today)
         print('%d services registered on the simulated routers' % count)
+    for name, currency, posted, paid, overdue, link in _transact(
+            args.database, billing_summary):
+        print('%s: %d invoices in %s, %d paid, %d overdue' % (
+                name, posted, currency, paid, overdue))
+        if link:
+            print('  pay an overdue invoice: %s' % link)
 
 
 if __name__ == '__main__':

@@ -56,10 +56,12 @@ and ``POST /_fake/control`` with JSON ``{"action": "pay" | "expire" |
 Command line (the demo)::
 
     python -m tools.fake_gateways --port-base 18600 \\
-        [--callback-url URL]
+        [--callback-url URL] [--credentials-file FILE]
 
 starts the four fakes on ports N..N+3 and prints their base URLs and
-(fake) credentials.
+(fake) credentials; with --credentials-file (JSON by provider, see
+`new_credentials`) they use those and print none.  ``GET /_fake/`` on each
+lists its payments with links to their buyer pages.
 """
 import argparse
 import base64
@@ -88,7 +90,8 @@ from tools.fakehttp import LoopbackService
 
 __all__ = [
     'CallbackSink', 'Delivery', 'FakeDuitku', 'FakeGateway', 'FakeMidtrans',
-    'FakeMpesa', 'FakeXendit', 'Transaction', 'main', 'start_all',
+    'FakeMpesa', 'FakeXendit', 'Transaction', 'main', 'new_credentials',
+    'start_all',
     ]
 
 PAID, PENDING, FAILED, EXPIRED = 'paid', 'pending', 'failed', 'expired'
@@ -496,6 +499,8 @@ class FakeGateway(LoopbackService):
         if record.method == 'GET' and record.path == '/_fake/callbacks':
             with self.lock:
                 return 200, [d.as_dict() for d in self.callbacks], {}
+        if record.method == 'GET' and record.path == '/_fake/':
+            return 200, self.index_page(), {}
         if record.method == 'POST' and record.path == '/_fake/control':
             command = record.json()
             if not isinstance(command, dict):
@@ -584,6 +589,33 @@ class FakeGateway(LoopbackService):
                 'Content-Type': 'text/plain'}
         return 200, self._page(txn, 'Fake %s: done' % self.name,
             record.path), {}
+
+    def page_path(self, txn):
+        "The path of the buyer's page of a transaction (None: no page)"
+        return None
+
+    def index_page(self):
+        """The demo's way in (GET /_fake/): every transaction, latest first,
+        with a link to its buyer's page (M-Pesa: the phone's prompt)"""
+        with self.lock:
+            transactions = list(reversed(self.transactions))
+        rows = []
+        for txn in transactions:
+            path = self.page_path(txn)
+            reference = html.escape(txn.reference)
+            if path:
+                reference = '<a href="%s">%s</a>' % (
+                    html.escape(path), reference)
+            rows.append('<tr><td>%s</td><td>%s %s</td><td>%s</td></tr>' % (
+                    reference, html.escape(txn.currency),
+                    html.escape(_money(txn.amount)), html.escape(txn.state)))
+        title = 'Fake %s: payments' % self.name
+        return ('<!DOCTYPE html><html><head><meta charset="utf-8">'
+            '<title>%(title)s</title></head><body><h1>%(title)s</h1>'
+            '<table><tr><th>Reference</th><th>Amount</th><th>State</th></tr>'
+            '%(rows)s</table>%(empty)s</body></html>' % {
+                'title': html.escape(title), 'rows': ''.join(rows),
+                'empty': '' if rows else '<p>No payment yet.</p>'})
 
     # -- provider specific
     def handle(self, record):
@@ -764,6 +796,9 @@ class FakeMidtrans(FakeGateway):
         headers = {'Content-Type': 'application/json',
             'Accept': 'application/json', 'User-Agent': 'Veritrans'}
         return [(url, headers, body.encode()) for url in txn.callback_urls]
+
+    def page_path(self, txn):
+        return '/snap/v4/redirection/%s' % txn.data['token']
 
     def page(self, record):
         match = self.PAGE.match(record.path)
@@ -977,6 +1012,9 @@ class FakeXendit(FakeGateway):
     def fail(self, reference, wait=True):
         raise ValueError('Xendit invoices have no failed state')
 
+    def page_path(self, txn):
+        return '/web/%s' % txn.provider_id
+
     def page(self, record):
         match = self.PAGE.match(record.path)
         if not match:
@@ -1133,6 +1171,9 @@ class FakeDuitku(FakeGateway):
         headers = {'Content-Type': 'application/x-www-form-urlencoded'}
         body = urllib.parse.urlencode(form).encode()
         return [(url, headers, body) for url in txn.callback_urls]
+
+    def page_path(self, txn):
+        return '%s?ref=%s' % (self.PAGE, txn.provider_id)
 
     def page(self, record):
         if record.path != self.PAGE:
@@ -1386,6 +1427,9 @@ class FakeMpesa(FakeGateway):
         messages = self.callback_messages(txn, claim_paid=True)
         return self._deliver_all([m for _ in range(repeat) for m in messages])
 
+    def page_path(self, txn):
+        return '/phone/%s' % txn.provider_id
+
     def page(self, record):
         match = self.PAGE.match(record.path)
         if not match:
@@ -1483,20 +1527,40 @@ DEMO_CREDENTIALS = {
     }
 
 
-def start_all(host='127.0.0.1', port_base=0, callback_url=None):
-    """Start the four fakes with the demo credentials on ports port_base..+3
-    (0: any free ports); return them by name."""
+def new_credentials():
+    """Random credentials of the four fakes, in the shape of
+    DEMO_CREDENTIALS (the demo generates them once per machine, so no key
+    of it lives in the repository)"""
+    def token():
+        return secrets.token_urlsafe(18)
+    return {
+        'midtrans': {'server_key': 'SB-Mid-server-' + token()},
+        'xendit': {'secret_key': 'xnd_development_' + token(),
+            'callback_token': token()},
+        'duitku': {'merchant_code': 'DS%05d' % secrets.randbelow(10 ** 5),
+            'api_key': token()},
+        'mpesa': {'consumer_key': token(), 'consumer_secret': token(),
+            'shortcode': '174379', 'passkey': token()},
+        }
+
+
+def start_all(host='127.0.0.1', port_base=0, callback_url=None,
+        credentials=None):
+    """Start the four fakes with the demo credentials (or `credentials`, by
+    provider, over them) on ports port_base..+3 (0: any free ports); return
+    them by name."""
     def port(offset):
         return port_base + offset if port_base else 0
+
+    def keys(name):
+        return {**DEMO_CREDENTIALS[name], **(credentials or {}).get(name, {})}
     fakes = {
         'midtrans': FakeMidtrans(notification_url=callback_url, host=host,
-            port=port(0), **DEMO_CREDENTIALS['midtrans']),
+            port=port(0), **keys('midtrans')),
         'xendit': FakeXendit(callback_url=callback_url, host=host,
-            port=port(1), **DEMO_CREDENTIALS['xendit']),
-        'duitku': FakeDuitku(host=host, port=port(2),
-            **DEMO_CREDENTIALS['duitku']),
-        'mpesa': FakeMpesa(host=host, port=port(3),
-            **DEMO_CREDENTIALS['mpesa']),
+            port=port(1), **keys('xendit')),
+        'duitku': FakeDuitku(host=host, port=port(2), **keys('duitku')),
+        'mpesa': FakeMpesa(host=host, port=port(3), **keys('mpesa')),
         }
     started = []
     try:
@@ -1517,11 +1581,24 @@ def main(argv=None):
     parser.add_argument('--callback-url',
         help="Midtrans' dashboard notification URL and Xendit's invoice "
         "callback URL")
+    parser.add_argument('--credentials-file',
+        help="a JSON file of credentials by provider (the shape of "
+        "DEMO_CREDENTIALS, e.g. from new_credentials()) used instead of the "
+        "fixed ones; they are not printed")
     options = parser.parse_args(argv)
-    fakes = start_all(options.host, options.port_base, options.callback_url)
+    credentials = None
+    if options.credentials_file:
+        with open(options.credentials_file) as fp:
+            credentials = json.load(fp)
+    fakes = start_all(options.host, options.port_base, options.callback_url,
+        credentials=credentials)
     for name, fake in fakes.items():
-        print('name=%s url=%s credentials=%s' % (name, fake.url,
-                json.dumps(DEMO_CREDENTIALS[name])), flush=True)
+        if credentials is None:
+            print('name=%s url=%s credentials=%s' % (name, fake.url,
+                    json.dumps(DEMO_CREDENTIALS[name])), flush=True)
+        else:
+            print('name=%s url=%s pages=%s/_fake/' % (
+                    name, fake.url, fake.url), flush=True)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *a: stop.set())
