@@ -637,11 +637,22 @@ class Dashboard(FiguresMixin, ModelSQL, ModelView):
     revenue_today = Monetary(
         "Revenue Today", currency='currency', digits='currency',
         readonly=True)
+    revenue_year = Monetary(
+        "Revenue This Year", currency='currency', digits='currency',
+        readonly=True)
+    online = fields.Integer(
+        "Online Now", readonly=True,
+        help="Active or isolated services seen online at the last sync "
+        "(API) or with an open accounting session (RADIUS).")
+    routers_down = fields.Integer(
+        "Routers Down", readonly=True,
+        help="Active API routers that did not answer the last time they "
+        "were contacted.")
 
     _isp_export_fields = [
         'company', 'date', 'mrr', 'arpu', 'revenue', 'revenue_today',
-        'overdue', 'active_services', 'isolated', 'new', 'terminated',
-        'subscribers']
+        'revenue_year', 'overdue', 'active_services', 'online', 'isolated',
+        'new', 'terminated', 'subscribers', 'routers_down']
 
     @classmethod
     def __setup__(cls):
@@ -659,6 +670,27 @@ class Dashboard(FiguresMixin, ModelSQL, ModelView):
             "Subscribers with a service active or isolated today.")
 
     @classmethod
+    def _network_figures(cls, company):
+        "Services online now and routers down of `company` (a column)"
+        pool = Pool()
+        Service = pool.get('isp.service')
+        Router = pool.get('isp.router')
+        service = Service.__table__()
+        router = Router.__table__()
+        return {
+            'online': service.select(Count(service.id),
+                where=(service.company == company)
+                & service.state.in_(['active', 'isolated'])
+                & (service.live_status == 'online')),
+            'routers_down': router.select(Count(router.id),
+                where=(router.company == company)
+                & (router.active == Literal(True))
+                & (router.provisioning_mode == 'api')
+                & (router.last_contact != Null)
+                & (router.reachable == Literal(False))),
+            }
+
+    @classmethod
     def table_query(cls):
         pool = Pool()
         Company = pool.get('company.company')
@@ -670,6 +702,10 @@ class Dashboard(FiguresMixin, ModelSQL, ModelView):
         figures.update(cls._now_figures(company.id))
         figures['revenue_today'] = cls._figures(
             company.id, today, today, today)['revenue']
+        figures['revenue_year'] = cls._figures(
+            company.id, today.replace(month=1, day=1), today,
+            today)['revenue']
+        figures.update(cls._network_figures(company.id))
         return company.select(
             company.id.as_('id'),
             company.id.as_('company'),

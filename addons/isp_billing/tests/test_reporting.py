@@ -245,7 +245,27 @@ class ReportingTestCase(unittest.TestCase):
         "The dashboard's current figures per branch"
         data = setup_data()
         jakarta, nairobi = data['jakarta'], data['nairobi']
+        budi, siti, agus, dewi, kamau = data['services']
+        ckp, bdr, wst = data['routers']
+        pool = Pool()
+        Service = pool.get('isp.service')
+        Router = pool.get('isp.router')
+        service, router = Service.__table__(), Router.__table__()
+        cursor = Transaction().connection.cursor()
+        # as a sync leaves them: the terminated one's last status is ignored
+        cursor.execute(*service.update([service.live_status], ['online'],
+                where=service.id.in_([budi.id, siti.id, agus.id])))
+        now = dt.datetime(2027, 4, 30, 8, 0)
+        cursor.execute(*router.update(
+                [router.reachable, router.last_contact], [False, now],
+                where=router.id == bdr.id))
+        cursor.execute(*router.update(
+                [router.reachable, router.last_contact], [True, now],
+                where=router.id == ckp.id))
         rows = self.search('isp.report.dashboard')
+        self.assertEqual({r.company: (r.online, r.routers_down,
+                    r.revenue_year) for r in rows}, {
+                jakarta: (2, 1, 3650000), nairobi: (0, 0, 3000)})
         figures = {r.company: (r.date, r.mrr, r.arpu, r.revenue,
                 r.revenue_today, r.overdue, r.active_services, r.isolated,
                 r.new, r.terminated, r.subscribers) for r in rows}
