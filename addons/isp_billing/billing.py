@@ -21,13 +21,12 @@ from trytond.model import (
 )
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval
-from trytond.tools import grouped_slice
 from trytond.transaction import Transaction, without_check_access
 
 from .exceptions import BillingError
 
 logger = logging.getLogger(__name__)
-BATCH = 200
+BATCH = 100
 BILLED_STATES = ['active', 'isolated']
 
 
@@ -174,9 +173,9 @@ class Service(metaclass=PoolMeta):
                         ('company', '=', company.id),
                         *cls._isp_due_domain(today)],
                     order=[('id', 'ASC')])
-                with Transaction().set_context(queue_batch=True):
-                    for batch in grouped_slice(services, BATCH):
-                        cls.__queue__.isp_bill_batch(list(batch), today)
+                # queue_batch=True would split them by [queue] batch_size
+                with Transaction().set_context(queue_batch=BATCH):
+                    cls.__queue__.isp_bill_batch(services, today)
             count += len(services)
         return count
 
@@ -194,12 +193,22 @@ class Service(metaclass=PoolMeta):
 
     @classmethod
     def isp_bill_batch(cls, services, date):
-        "Queue task: bill a batch of services for `date`"
+        """Queue task: bill a batch of services for `date`: build, save and
+        validate the invoices (with their draft moves) and move
+        `billed_until`, then queue their posting (`Invoice.isp_post_batch`:
+        numbering, moves posted, credit, notices).  Workers build batches
+        side by side; only the posting tasks wait for each other on the
+        numbering sequences."""
+        pool = Pool()
+        Invoice = pool.get('account.invoice')
         services = cls.search([
                 ('id', 'in', [s.id for s in services]),
                 *cls._isp_due_domain(date)])
         if services:
-            cls.isp_bill(services, date)
+            with without_check_access():
+                invoices = cls._isp_bill(services, date, post=False)
+            if invoices:
+                Invoice.__queue__.isp_post_batch(invoices)
 
     @classmethod
     def isp_bill(cls, services, date=None):
@@ -217,19 +226,21 @@ class Service(metaclass=PoolMeta):
             return cls._isp_bill(services, date)
 
     @classmethod
-    def _isp_bill(cls, services, date):
+    def _isp_bill(cls, services, date, post=True):
+        "`post`: False to leave the invoices validated (not numbered)"
         pool = Pool()
         Date = pool.get('ir.date')
         Invoice = pool.get('account.invoice')
         invoices = []
         marks = []
         services = sorted(services, key=lambda s: (s.company.id, s.id))
+        # all at once: each lock asked for restarts the transaction
+        cls.lock(services)
         for company, c_services in groupby(
                 services, key=lambda s: s.company):
             c_services = list(c_services)
             with Transaction().set_context(company=company.id):
                 today = Date.today()
-                cls.lock(c_services)
                 fresh = cls.browse([s.id for s in c_services])
                 builder = InvoiceBuilder(company, today)
                 for service in fresh:
@@ -248,7 +259,10 @@ class Service(metaclass=PoolMeta):
         for until, d_services in by_date.items():
             to_write.extend((d_services, {'billed_until': until}))
         cls.write(*to_write)
-        Invoice.isp_post(invoices)
+        if post:
+            Invoice.isp_post(invoices)
+        else:
+            Invoice.isp_validate(invoices)
         return invoices
 
     def _isp_build_invoice(self, date, builder):

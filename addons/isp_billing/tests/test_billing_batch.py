@@ -1,0 +1,182 @@
+# This file is part of the ISP suite.  The COPYRIGHT file at the top level of
+# this repository contains the full copyright notices and license terms.
+"""The billing run's queue tasks: a batch of services of two branches is
+built and validated by `isp.service|isp_bill_batch`, then posted by the
+`account.invoice|isp_post_batch` task it queues; both are idempotent.
+
+Like the payment tests, these commit (the tasks run in transactions of
+their own, restarted with the locks they ask for, as a worker runs them).
+"""
+import datetime as dt
+import unittest
+from decimal import Decimal
+
+from dateutil.relativedelta import relativedelta
+from trytond.pool import Pool
+from trytond.tests.test_tryton import DB_NAME, activate_module
+from trytond.transaction import Transaction, TransactionError
+
+from .payment_setup import create_branch
+
+SEQUENCES = ['ir_sequence', 'ir_sequence_strict']
+
+
+def run_locked(func, tables=(), **context):
+    """Run `func` in a committed transaction, restarted with the locks it
+    asks for as the worker does; then run the tasks it queued the same way
+    (as without workers).  Return (result, restarts, tasks run)."""
+    from trytond.worker import run_task
+    extras = {'_lock_tables': list(tables)} if tables else {}
+    restarts = 0
+    while True:
+        with Transaction().start(DB_NAME, 0, context=context,
+                **extras) as transaction:
+            try:
+                result = func()
+            except TransactionError as exception:
+                transaction.rollback()
+                transaction.tasks.clear()
+                exception.fix(extras)
+                restarts += 1
+                continue
+            transaction.commit()
+        tasks = list(transaction.tasks)
+        transaction.tasks.clear()
+        for task_id in tasks:
+            run_task(DB_NAME, task_id)
+        return result, restarts, len(tasks)
+
+
+class BillingBatchTestCase(unittest.TestCase):
+    "Test the billing run's batch and posting tasks"
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        activate_module('isp_billing')
+        cls.branches, _, _ = run_locked(cls.setup_branches, tables=SEQUENCES)
+
+    @classmethod
+    def setup_branches(cls):
+        "Two branches with 3 active services each, billed until last month"
+        pool = Pool()
+        Account = pool.get('account.account')
+        Tax = pool.get('account.tax')
+        Configuration = pool.get('isp.billing.configuration')
+        Template = pool.get('product.template')
+        Uom = pool.get('product.uom')
+        Router = pool.get('isp.router')
+        Party = pool.get('party.party')
+        Service = pool.get('isp.service')
+        Date = pool.get('ir.date')
+        unit, = Uom.search([('name', '=', 'Unit')])
+        result = {}
+        for name, code, rate in [
+                ("Batch Jakarta", 'IDR', '0.11'),
+                ("Batch Nairobi", 'KES', '0.16')]:
+            company = create_branch(name, code)
+            with Transaction().set_context(company=company.id):
+                today = Date.today()
+                tax_account, = Account.search([
+                        ('company', '=', company.id),
+                        ('code', '=', '6.3.6')], limit=1)
+                tax, = Tax.create([{
+                            'name': "VAT", 'description': "VAT",
+                            'type': 'percentage', 'rate': Decimal(rate),
+                            'company': company.id,
+                            'invoice_account': tax_account.id,
+                            'credit_note_account': tax_account.id}])
+                Configuration.write([Configuration(1)], {'tax': tax.id})
+                plan, = Template.create([{
+                            'name': "Home %s" % code, 'isp_plan': True,
+                            'type': 'service', 'isp_company': company.id,
+                            'default_uom': unit.id,
+                            'list_price': Decimal('300000'),
+                            'download_rate': 20000, 'upload_rate': 5000,
+                            'products': [('create', [{}])]}])
+                router, = Router.create([{
+                            'name': "Router %s" % code, 'code': code[:2],
+                            'host': '127.0.0.1', 'port': 1,
+                            'use_ssl': False, 'api_password': 'x'}])
+                parties = Party.create([{
+                            'name': "Subscriber %s %d" % (code, i),
+                            'is_subscriber': True,
+                            'isp_company': company.id,
+                            'addresses': [('create', [{}])],
+                            } for i in range(3)])
+                billed_until = today.replace(day=1) - dt.timedelta(days=1)
+                services = Service.create([{
+                            'company': company.id, 'subscriber': p.id,
+                            'plan': plan.id, 'router': router.id,
+                            'username': '%s%03d' % (code[:2], i),
+                            'password': 'secret%d' % i,
+                            'customer_id': '%s-%03d' % (code, i),
+                            'state': 'active', 'billing_day': 1,
+                            'activation_date': billed_until.replace(
+                                day=1) - relativedelta(months=2),
+                            'billed_until': billed_until,
+                            } for i, p in enumerate(parties)])
+            result[company.id] = ([s.id for s in services], today)
+        return result
+
+    def bill(self, service_ids):
+        "The billing batch task over `service_ids` (of both branches)"
+        today = max(t for _, t in self.branches.values())
+
+        def batch():
+            Service = Pool().get('isp.service')
+            Service.isp_bill_batch(Service.browse(service_ids), today)
+        return run_locked(batch)
+
+    def invoices(self):
+        "{company id: [(number, state, untaxed, tax, message count)]}"
+        with Transaction().start(DB_NAME, 0):
+            pool = Pool()
+            Invoice = pool.get('account.invoice')
+            Message = pool.get('isp.message')
+            result = {}
+            for company in self.branches:
+                result[company] = [(i.number, i.state, i.untaxed_amount,
+                        i.tax_amount, Message.search_count([
+                                ('origin', '=', str(i)),
+                                ('event', '=', 'invoice_issued')]))
+                    for i in Invoice.search([('company', '=', company)],
+                        order=[('id', 'ASC')])]
+            return result
+
+    def test_batch_of_two_branches(self):
+        "A batch over two branches bills each service once, posted"
+        service_ids = [i for ids, _ in self.branches.values() for i in ids]
+        _, restarts, tasks = self.bill(service_ids)
+        # restarted for the services' and the journal periods' locks only,
+        # before building; posting is a task of its own
+        self.assertLessEqual(restarts, 2)
+        self.assertEqual(tasks, 1)
+        invoices = self.invoices()
+        for company, rate in zip(sorted(self.branches),
+                [Decimal('0.11'), Decimal('0.16')], strict=True):
+            rows = invoices[company]
+            self.assertEqual(len(rows), 3)
+            self.assertEqual({r[1] for r in rows}, {'posted'})
+            self.assertEqual(len({r[0] for r in rows}), 3)
+            self.assertTrue(all(r[0] for r in rows))
+            for _, _, untaxed, tax, messages in rows:
+                self.assertEqual(untaxed, Decimal('300000'))
+                self.assertEqual(tax, untaxed * rate)
+                self.assertEqual(messages, 1)
+        with Transaction().start(DB_NAME, 0):
+            Service = Pool().get('isp.service')
+            for _, (ids, today) in self.branches.items():
+                end = (today.replace(day=1) + relativedelta(months=1)
+                    - dt.timedelta(days=1))
+                self.assertEqual(
+                    {s.billed_until for s in Service.browse(ids)}, {end})
+
+        # again: nothing more is billed, posting again changes nothing
+        self.bill(service_ids)
+
+        def post_again():
+            Invoice = Pool().get('account.invoice')
+            Invoice.isp_post_batch(Invoice.search([]))
+        run_locked(post_again)
+        self.assertEqual(self.invoices(), invoices)
