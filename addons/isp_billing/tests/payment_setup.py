@@ -12,7 +12,10 @@ from trytond.modules.account.tests import create_chart, get_fiscalyear
 from trytond.modules.account_invoice.tests import set_invoice_sequences
 from trytond.modules.company.tests import create_company
 from trytond.pool import Pool
-from trytond.transaction import Transaction
+from trytond.transaction import Transaction, TransactionError
+
+#: The sequence tables posting locks (asked for up front: one run, not three)
+SEQUENCES = ['ir_sequence', 'ir_sequence_strict']
 
 #: The credentials each fake is started with (its defaults).
 FAKE_CREDENTIALS = {
@@ -25,6 +28,34 @@ FAKE_CREDENTIALS = {
         'consumer_secret': 'fake-consumer-secret', 'shortcode': '174379',
         'passkey': 'fake-passkey', 'callback_secret': 'test-callback-secret'},
     }
+
+
+def run_locked(func, user=0, tables=(), **context):
+    """Run `func` in a committed transaction, restarted with the locks it
+    asks for, as Tryton's own wrappers and the worker do (`tables` are
+    locked from the start); then run the tasks it queued the same way, as
+    without workers.  Return (result, restarts, tasks run)."""
+    from trytond.tests.test_tryton import DB_NAME
+    from trytond.worker import run_task
+    extras = {'_lock_tables': list(tables)} if tables else {}
+    restarts = 0
+    while True:
+        with Transaction().start(DB_NAME, user, context=context,
+                **extras) as transaction:
+            try:
+                result = func()
+            except TransactionError as exception:
+                transaction.rollback()
+                transaction.tasks.clear()
+                exception.fix(extras)
+                restarts += 1
+                continue
+            transaction.commit()
+        tasks = list(transaction.tasks)
+        transaction.tasks.clear()
+        for task_id in tasks:
+            run_task(DB_NAME, task_id)
+        return result, restarts, len(tasks)
 
 
 def get_currency(code):

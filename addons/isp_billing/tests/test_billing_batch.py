@@ -14,37 +14,9 @@ from decimal import Decimal
 from dateutil.relativedelta import relativedelta
 from trytond.pool import Pool
 from trytond.tests.test_tryton import DB_NAME, activate_module
-from trytond.transaction import Transaction, TransactionError
+from trytond.transaction import Transaction
 
-from .payment_setup import create_branch
-
-SEQUENCES = ['ir_sequence', 'ir_sequence_strict']
-
-
-def run_locked(func, tables=(), **context):
-    """Run `func` in a committed transaction, restarted with the locks it
-    asks for as the worker does; then run the tasks it queued the same way
-    (as without workers).  Return (result, restarts, tasks run)."""
-    from trytond.worker import run_task
-    extras = {'_lock_tables': list(tables)} if tables else {}
-    restarts = 0
-    while True:
-        with Transaction().start(DB_NAME, 0, context=context,
-                **extras) as transaction:
-            try:
-                result = func()
-            except TransactionError as exception:
-                transaction.rollback()
-                transaction.tasks.clear()
-                exception.fix(extras)
-                restarts += 1
-                continue
-            transaction.commit()
-        tasks = list(transaction.tasks)
-        transaction.tasks.clear()
-        for task_id in tasks:
-            run_task(DB_NAME, task_id)
-        return result, restarts, len(tasks)
+from .payment_setup import SEQUENCES, create_branch, run_locked
 
 
 class BillingBatchTestCase(unittest.TestCase):

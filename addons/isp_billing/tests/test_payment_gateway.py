@@ -19,7 +19,7 @@ from decimal import Decimal
 from trytond.model.exceptions import AccessError
 from trytond.pool import Pool
 from trytond.tests.test_tryton import DB_NAME, RouteTestCase
-from trytond.transaction import Transaction, TransactionError
+from trytond.transaction import Transaction
 
 from trytond.modules.isp_billing.exceptions import (
     PaymentGatewayError,
@@ -28,10 +28,12 @@ from trytond.modules.isp_billing.exceptions import (
 from trytond.modules.isp_billing.gateway import redact_url
 
 from .payment_setup import (
+    SEQUENCES,
     create_branch,
     create_customer,
     create_gateway,
     create_invoices,
+    run_locked,
 )
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
@@ -46,7 +48,6 @@ from tools.fake_gateways import (  # noqa: E402
 )
 
 AMOUNT = Decimal('250000')
-SEQUENCES = ['ir_sequence', 'ir_sequence_strict']
 
 
 class PaymentGatewayTestCase(RouteTestCase):
@@ -66,27 +67,8 @@ class PaymentGatewayTestCase(RouteTestCase):
 
     @classmethod
     def run_locked(cls, func, user=0, tables=(), **context):
-        """Run `func` in a committed transaction, restarted with the locks
-        it asks for (as Tryton's own wrappers do); `tables` are locked from
-        the start (the sequences: one run instead of three)"""
-        from trytond.worker import run_task
-        extras = {'_lock_tables': list(tables)} if tables else {}
-        while True:
-            with Transaction().start(DB_NAME, user, context=context,
-                    **extras) as t:
-                try:
-                    result = func()
-                except TransactionError as exception:
-                    t.rollback()
-                    t.tasks.clear()
-                    exception.fix(extras)
-                    continue
-                t.commit()
-            # the queued tasks (invoice processing, reactivation) run now,
-            # as without workers
-            while t.tasks:
-                run_task(DB_NAME, t.tasks.pop())
-            return result
+        "`func`'s result, run as `payment_setup.run_locked` does"
+        return run_locked(func, user=user, tables=tables, **context)[0]
 
     @classmethod
     def tearDownClass(cls):
