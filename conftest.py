@@ -4,6 +4,7 @@
 
 - aliases each `addons/<name>` package to `trytond.modules.<name>`, so pytest
   does not import a module a second time under its short name;
+- fails skipped tests when ISP_NO_SKIP is set (scripts/test);
 - collects `addons/*/tests/scenario*.rst` as one pytest item per scenario (and
   per configuration of its `.json` file), run through doctest with Tryton's own
   setup, teardown, checker and option flags (`load_doc_tests` is a unittest
@@ -29,6 +30,21 @@ def pytest_configure(config):
         if (path / 'tryton.cfg').exists():
             module = importlib.import_module('trytond.modules.' + path.name)
             sys.modules.setdefault(path.name, module)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under scripts/test (ISP_NO_SKIP=1) a skipped test fails: the command
+    provides PostgreSQL, FreeRADIUS and Chromium, so a test that skips there
+    would hide a broken environment or a broken feature"""
+    outcome = yield
+    report = outcome.get_result()
+    if (report.skipped and os.environ.get('ISP_NO_SKIP')
+            and not hasattr(report, 'wasxfail')):
+        report.outcome = 'failed'
+        report.longrepr = 'skipped under scripts/test: %s' % (
+            report.longrepr[-1] if isinstance(report.longrepr, tuple)
+            else report.longrepr)
 
 
 def pytest_terminal_summary(terminalreporter):
