@@ -338,8 +338,9 @@ def queue_state():
     from trytond.pool import Pool
     Queue = Pool().get('ir.queue')
     waiting = Queue.search_count([('dequeued_at', '=', None)])
-    dropped = Queue.search_count([
-            ('dequeued_at', '!=', None), ('finished_at', '=', None)])
+    dropped = sorted('%s|%s' % (task.data.get('model'),
+            task.data.get('method')) for task in Queue.search([
+                ('dequeued_at', '!=', None), ('finished_at', '=', None)]))
     return waiting, dropped
 
 
@@ -410,10 +411,10 @@ def run_product(uri, size, workers, today, optimize, keep, fake):
         load = os.getloadavg()[0]
         since = dt.datetime.now()
         started = time.monotonic()
-        with stack.transaction(company=company) as transaction:
-            Service = Pool().get('isp.service')
-            queued = Service.isp_bill_due(today)
-            transaction.commit()
+        # as the cron runs it: restarted with the locks it asks for
+        queued = stack.run_locked(
+            lambda: Pool().get('isp.service').isp_bill_due(today),
+            company=company)
         cron = time.monotonic() - started
 
         def billed():
@@ -442,8 +443,9 @@ def run_product(uri, size, workers, today, optimize, keep, fake):
     print('N=%d: %d services queued in %.1f s by the cron, billed in '
         '%.1f s (%.1f inv/s) by %d workers; queue drained (notices sent) '
         'after %.1f s; load at start %.2f; %d tasks failed on a lock and '
-        'were queued again by the worker' % (size, queued, cron, elapsed,
-            size / elapsed, workers, drained_after, load, dropped),
+        'were queued again by the worker%s' % (size, queued, cron, elapsed,
+            size / elapsed, workers, drained_after, load, len(dropped),
+            ' (%s)' % ', '.join(dropped) if dropped else ''),
         flush=True)
     for method, (count, mean, longest) in sorted(batches.items()):
         print('  %s: %d tasks, mean %.1f s, max %.1f s' % (

@@ -19,6 +19,7 @@ from trytond.model import (
     Unique,
     fields,
 )
+from trytond.modules.account.exceptions import PeriodNotFoundError
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval
 from trytond.transaction import Transaction, without_check_access
@@ -169,15 +170,44 @@ class Service(metaclass=PoolMeta):
         for company in companies:
             with Transaction().set_context(company=company.id):
                 today = date or Date.today()
+                cls._isp_open_journal_period(company, today)
                 services = cls.search([
                         ('company', '=', company.id),
                         *cls._isp_due_domain(today)],
                     order=[('id', 'ASC')])
-                # queue_batch=True would split them by [queue] batch_size
-                with Transaction().set_context(queue_batch=BATCH):
+                # queue_batch=True would split them by [queue] batch_size;
+                # an expected time puts the batches after the posting tasks
+                # they queue (workers take those without one first), so
+                # that posting goes on while the other batches are built
+                with Transaction().set_context(queue_batch=BATCH,
+                        queue_expected_at=dt.timedelta(0)):
                     cls.__queue__.isp_bill_batch(services, today)
             count += len(services)
         return count
+
+    @classmethod
+    def _isp_open_journal_period(cls, company, date):
+        """Create the journal period of the run's invoices (stock
+        `check_journal_period_modify`) when missing, before the batches:
+        each of the first batches would otherwise lock the journal periods'
+        table and wait for the other to finish."""
+        pool = Pool()
+        Date = pool.get('ir.date')
+        Invoice = pool.get('account.invoice')
+        Period = pool.get('account.period')
+        MoveLine = pool.get('account.move.line')
+        Configuration = pool.get('isp.billing.configuration')
+        journal = Configuration.get_value(company, 'journal')
+        if not journal:
+            invoice = Invoice(company=company, type='out')
+            invoice.set_journal()
+            journal = invoice.journal
+        try:
+            period = Period.find(company, date=max(Date.today(), date))
+        except PeriodNotFoundError:
+            return  # each batch reports it
+        if journal:
+            MoveLine.check_journal_period_modify(period, journal)
 
     @classmethod
     def _isp_due_domain(cls, date):
@@ -422,6 +452,7 @@ class InvoiceBuilder:
         self._products = {}
         self._accounting = {}
         self._addresses = {}
+        self.journal = None
         lang = company.party.lang
         self.lang = lang or Lang.get()
 
@@ -511,10 +542,12 @@ class InvoiceBuilder:
             payment_term=None, payment_term_date=due,
             description=service.customer_id,
             lines=lines)
-        if self.config['journal']:
-            invoice.journal = self.config['journal']
-        else:
-            invoice.set_journal()
+        if not self.journal:
+            self.journal = self.config['journal']
+            if not self.journal:
+                invoice.set_journal()
+                self.journal = invoice.journal
+        invoice.journal = self.journal
         return invoice
 
 

@@ -2,8 +2,10 @@
 # this repository contains the full copyright notices and license terms.
 import datetime as dt
 
+from trytond.cache import Cache
 from trytond.i18n import gettext
 from trytond.model import (
+    Model,
     ModelSingleton,
     ModelSQL,
     ModelView,
@@ -122,6 +124,11 @@ class _Fields:
             }
 
 
+# the per-company values: name -> target model of a Many2One (else None)
+VALUE_FIELDS = {name: getattr(field, 'model_name', None)
+    for name, field in _Fields._fields(-1).items()}
+
+
 class Configuration(ModelSingleton, ModelSQL, ModelView,
         CompanyMultiValueMixin):
     "ISP Billing Configuration"
@@ -129,6 +136,9 @@ class Configuration(ModelSingleton, ModelSQL, ModelView,
 
     locals().update({name: fields.MultiValue(field)
             for name, field in _Fields._fields(_company()).items()})
+    # get_values per company (a billing run reads them for every invoice)
+    _values_cache = Cache(
+        'isp.billing.configuration.get_values', context=False)
 
     @classmethod
     def __setup__(cls):
@@ -140,7 +150,7 @@ class Configuration(ModelSingleton, ModelSQL, ModelView,
     @classmethod
     def multivalue_model(cls, field):
         pool = Pool()
-        if field in _Fields._fields(-1):
+        if field in VALUE_FIELDS:
             return pool.get('isp.billing.configuration.company')
         return super().multivalue_model(field)
 
@@ -163,12 +173,32 @@ class Configuration(ModelSingleton, ModelSQL, ModelView,
             'credit_journal').default_credit_journal()
 
     @classmethod
+    def _stored_values(cls, company):
+        "{name: value or record id} of `company`, cached"
+        company = int(company)
+        values = cls._values_cache.get(company)
+        if values is None:
+            config = cls(1)
+            values = {}
+            for name in VALUE_FIELDS:
+                value = config.get_multivalue(name, company=company)
+                values[name] = (
+                    value.id if isinstance(value, Model) else value)
+            cls._values_cache.set(company, values)
+        return values
+
+    @classmethod
+    def get_value(cls, company, name):
+        "The billing value `name` of `company`"
+        value = cls._stored_values(company)[name]
+        if VALUE_FIELDS[name] and value is not None:
+            value = Pool().get(VALUE_FIELDS[name])(value)
+        return value
+
+    @classmethod
     def get_values(cls, company):
         "Return the billing values of `company` as a plain dictionary"
-        config = cls(1)
-        pattern = {'company': int(company)}
-        return {name: config.get_multivalue(name, **pattern)
-            for name in _Fields._fields(-1)}
+        return {name: cls.get_value(company, name) for name in VALUE_FIELDS}
 
     @classmethod
     @ModelView.button
@@ -195,6 +225,11 @@ class ConfigurationCompany(ModelSQL, CompanyValueMixin):
     __name__ = 'isp.billing.configuration.company'
 
     locals().update(_Fields._fields(Eval('company', -1)))
+
+    @classmethod
+    def on_modification(cls, mode, records, field_names=None):
+        super().on_modification(mode, records, field_names=field_names)
+        Pool().get('isp.billing.configuration')._values_cache.clear()
 
     @classmethod
     def default_billing_day(cls):

@@ -1,6 +1,7 @@
 # This file is part of the ISP suite.  The COPYRIGHT file at the top level of
 # this repository contains the full copyright notices and license terms.
 """Invoices of services: posting, notices, staff payments, credit."""
+import datetime as dt
 from collections import defaultdict
 from decimal import Decimal
 from itertools import groupby
@@ -39,6 +40,11 @@ METHOD_LABELS = {
     'qris': "QRIS",
     'gateway': "Online payment",
     }
+AMOUNT_CACHE = [
+    'untaxed_amount_cache', 'tax_amount_cache', 'total_amount_cache']
+# written on draft invoices without changing their taxes: the amounts cache
+# and the number's search columns (written after each create)
+TAX_NEUTRAL_FIELDS = set(AMOUNT_CACHE) | {'number_alnum', 'number_digit'}
 
 
 def _format_amount(lang, amount, currency):
@@ -96,6 +102,86 @@ class Invoice(metaclass=PoolMeta):
         cls.isp_notify(invoices, 'invoice_issued')
 
     @classmethod
+    def _store_cache(cls, invoices):
+        """Store the amounts cache in one write when nothing is cached yet,
+        and keep it at posting when it was stored at validation.
+
+        The stock method clears the cache then stores the computed amounts
+        (two writes, each revalidating the invoice and, on a draft,
+        recomputing its taxes), and runs at validation and again at
+        posting.  A validated invoice cannot change (its lines and taxes
+        are read-only until it goes back to draft, which clears the
+        cache), so the amounts it cached are still the computed ones."""
+        invoices = list(invoices)
+
+        def cached(invoice):
+            return [getattr(invoice, name) is not None
+                for name in AMOUNT_CACHE]
+        kept, fresh, others = [], [], []
+        for invoice in invoices:
+            state = cached(invoice)
+            if all(state) and invoice.state == 'validated':
+                kept.append(invoice)
+            elif not any(state):
+                fresh.append(invoice)
+            else:
+                others.append(invoice)
+        if fresh:
+            values = [(invoice.untaxed_amount, invoice.tax_amount,
+                    invoice.total_amount) for invoice in fresh]
+            for invoice, (untaxed, tax, total) in zip(
+                    fresh, values, strict=True):
+                invoice.untaxed_amount_cache = untaxed
+                invoice.tax_amount_cache = tax
+                invoice.total_amount_cache = total
+            if Transaction().context.get('_isp_move_at_validation'):
+                # isp_validate: the draft move in the same write
+                cls._isp_create_moves(
+                    [i for i in fresh if i.type == 'out' and not i.move])
+            cls.save(fresh)
+        if others:
+            super()._store_cache(others)
+
+    @classmethod
+    def preprocess_values(cls, mode, values):
+        values = super().preprocess_values(mode, values)
+        if mode == 'write' and values.get('number'):
+            # the number's search columns in the same write as the number
+            # (stock computes them after it and writes them again)
+            values.update(cls(number=values['number']).compute_fields(
+                    field_names={'number'}))
+        return values
+
+    def compute_fields(self, field_names=None):
+        values = super().compute_fields(field_names=field_names)
+        if self.id is not None and self.id >= 0:
+            # keep only what changes: each write of an invoice revalidates
+            # it (created without a number, its number's search columns
+            # are empty already; numbered, they were written with it)
+            values = {name: value for name, value in values.items()
+                if getattr(self, name) != value}
+        return values
+
+    @classmethod
+    def on_modification(cls, mode, invoices, field_names=None):
+        # the stock method recomputes the taxes of draft invoices after
+        # any write; a write of fields that change no tax needs none
+        if (mode == 'write' and field_names
+                and set(field_names) <= TAX_NEUTRAL_FIELDS):
+            with Transaction().set_context(_isp_taxes_unchanged=True):
+                super().on_modification(
+                    mode, invoices, field_names=field_names)
+        else:
+            super().on_modification(mode, invoices, field_names=field_names)
+
+    @dualmethod
+    def update_taxes(cls, invoices, exception=False):
+        if (not exception
+                and Transaction().context.get('_isp_taxes_unchanged')):
+            return
+        super().update_taxes(invoices, exception=exception)
+
+    @classmethod
     def isp_post_batch(cls, invoices):
         """Queue task of the billing run: post the invoices a billing batch
         validated (those still validated), as `isp_post` does.
@@ -105,7 +191,10 @@ class Invoice(metaclass=PoolMeta):
         invoices = [i for i in cls.browse(invoices)
             if i.state == 'validated']
         if invoices:
-            with without_check_access():
+            # the tasks it queues (the notices to send) come after the
+            # billing batches queued before: the run goes first
+            with without_check_access(), Transaction().set_context(
+                    queue_expected_at=dt.timedelta(0)):
                 cls.isp_lock_numbering(invoices, wait=True)
                 cls._isp_post(invoices)
 
@@ -117,18 +206,27 @@ class Invoice(metaclass=PoolMeta):
         supplier invoices: `post` then only numbers and posts them.  The
         journal periods' table is locked first when a journal has no
         period yet (as creating the move would)."""
+        drafts = [i for i in invoices if i.state == 'draft']
+        unmoved = [i for i in invoices
+            if i.state == 'validated' and not i.move]
+        if not drafts and not unmoved:
+            return
+        cls._isp_lock_journal_periods(drafts + unmoved)
+        with Transaction().set_context(
+                _skip_warnings=True, _isp_move_at_validation=True):
+            if drafts:
+                # the moves are saved with the amounts cache (_store_cache)
+                cls.validate_invoice(drafts)
+            if unmoved:
+                cls._isp_create_moves(unmoved)
+                cls.save(unmoved)
+
+    @classmethod
+    def _isp_lock_journal_periods(cls, invoices):
+        "Lock the journal periods' table when a journal has no period yet"
         pool = Pool()
-        Move = pool.get('account.move')
         JournalPeriod = pool.get('account.journal.period')
         Period = pool.get('account.period')
-        with Transaction().set_context(_skip_warnings=True):
-            drafts = [i for i in invoices if i.state == 'draft']
-            if drafts:
-                cls.validate_invoice(drafts)
-        invoices = [i for i in cls.browse(invoices)
-            if i.state == 'validated' and not i.move]
-        if not invoices:
-            return
         pairs, periods = set(), {}
         for invoice in invoices:
             date = invoice.accounting_date or invoice.invoice_date
@@ -143,12 +241,16 @@ class Invoice(metaclass=PoolMeta):
                     ])}
         if pairs - existing:
             cls._isp_lock(JournalPeriod, wait=True)
+
+    @classmethod
+    def _isp_create_moves(cls, invoices):
+        "Create and link the draft moves of `invoices` (stock `get_move`)"
+        Move = Pool().get('account.move')
         moves = []
         for invoice in invoices:
             invoice.move = invoice.get_move()
             moves.append(invoice.move)
         Move.save(moves)
-        cls.save(invoices)
 
     @classmethod
     def isp_lock_numbering(cls, invoices, wait=False):
@@ -188,10 +290,11 @@ class Invoice(metaclass=PoolMeta):
     def _isp_lock(cls, Model, ids=None, wait=False):
         """The stock `Model.lock` of the records `ids` (or of the table):
         when the transaction does not hold the lock yet, it raises the
-        TransactionError that restarts the transaction with it.  `wait`
-        (PostgreSQL): first wait until the lock is free, so that the
-        restart, which takes it at once (NOWAIT), finds it free instead of
-        failing (a worker then retries the task only much later)."""
+        TransactionError that restarts the transaction with it (taken at
+        once, NOWAIT, with a snapshot that sees the work of the previous
+        holder).  `wait` (PostgreSQL): first wait until the lock is free,
+        so that the restart finds it free instead of failing (a worker
+        then queues the task again to run seconds later)."""
         records = Model.browse(ids) if ids is not None else None
         try:
             Model.lock(records)
@@ -221,8 +324,7 @@ class Invoice(metaclass=PoolMeta):
         "The payment link of the invoice (the payments module may override)"
         pool = Pool()
         Configuration = pool.get('isp.billing.configuration')
-        pattern = Configuration(1).get_multivalue(
-            'pay_url', company=self.company.id)
+        pattern = Configuration.get_value(self.company, 'pay_url')
         if not pattern:
             return ''
         return pattern.format_map(defaultdict(str, {
@@ -565,10 +667,8 @@ class InvoiceLine(metaclass=PoolMeta):
             company = self.company or (
                 self.invoice.company if self.invoice else None)
             if company:
-                config = Configuration(1)
-                account = config.get_multivalue(
-                    'revenue_account', company=company.id)
-                tax = config.get_multivalue('tax', company=company.id)
+                account = Configuration.get_value(company, 'revenue_account')
+                tax = Configuration.get_value(company, 'tax')
                 self.account = account
                 self.taxes = [tax] if tax else []
                 if not self.unit or (
