@@ -79,7 +79,20 @@ class Dunning(metaclass=PoolMeta):
             if isinstance(domain, list):
                 return [look_ahead(clause) for clause in domain]
             return domain
-        return look_ahead(domain) if lead else domain
+        domain = look_ahead(domain) if lead else domain
+        company = Transaction().context.get('_isp_dunning_company')
+        if company is not None:
+            domain = [domain, ('account.company', '=', company)]
+        return domain
+
+    @classmethod
+    def search(cls, domain, *args, **kwargs):
+        # isp_run: the stock generate_dunnings moves the waiting dunnings
+        # of every company; each branch moves its own on its own date
+        company = Transaction().context.get('_isp_dunning_company')
+        if company is not None:
+            domain = [domain, ('company', '=', company)]
+        return super().search(domain, *args, **kwargs)
 
     @classmethod
     def isp_run(cls, date=None):
@@ -95,7 +108,9 @@ class Dunning(metaclass=PoolMeta):
         for company in companies:
             with Transaction().set_context(company=company.id):
                 today = date or Date.today()
-                cls.generate_dunnings(date=today)
+                with Transaction().set_context(
+                        _isp_dunning_company=company.id):
+                    cls.generate_dunnings(date=today)
                 dunnings = cls.search([
                         ('company', '=', company.id),
                         ('state', '=', 'draft'),

@@ -40,6 +40,8 @@ METHOD_LABELS = {
     'qris': "QRIS",
     'gateway': "Online payment",
     }
+# the kinds of line that carry the period key (one per service and period)
+PERIOD_KINDS = {'recurring', 'prorated'}
 AMOUNT_CACHE = [
     'untaxed_amount_cache', 'tax_amount_cache', 'total_amount_cache']
 # written on draft invoices without changing their taxes: the amounts cache
@@ -377,6 +379,90 @@ class Invoice(metaclass=PoolMeta):
         if requests:
             Message.send_events(requests)
 
+    # -- cancellation --
+
+    @classmethod
+    def cancel(cls, invoices):
+        super().cancel(invoices)
+        cls.isp_release_periods(invoices)
+
+    @classmethod
+    def draft(cls, invoices):
+        cancelled = [i for i in invoices if i.state == 'cancelled']
+        super().draft(invoices)
+        if cancelled:
+            cls.isp_claim_periods(cancelled)
+
+    @classmethod
+    def isp_release_periods(cls, invoices):
+        """Make the periods of cancelled service invoices billable again.
+
+        Their lines give up the period key (the database refuses a second
+        invoice line of a service for a period), and a service billed up to
+        the end of cancelled periods is billed again from their start by
+        the next run (with its setup fee when its first invoice is
+        cancelled).  A cancelled period followed by periods billed on other
+        invoices stays unbilled: the next runs do not go back before
+        them."""
+        pool = Pool()
+        Line = pool.get('account.invoice.line')
+        Service = pool.get('isp.service')
+        lines = [line_ for invoice in cls.browse(invoices)
+            if invoice.state == 'cancelled'
+            for line_ in invoice.lines
+            if getattr(line_, 'isp_period_key', None)]
+        if not lines:
+            return
+        with without_check_access():
+            Line.write(lines, {'isp_period_key': None})
+            spans = defaultdict(dict)
+            for line_ in lines:
+                spans[line_.isp_service][line_.isp_period_end] = (
+                    line_.isp_period_start)
+            to_write = []
+            for service, starts in spans.items():
+                until = service.billed_until
+                while until in starts:
+                    until = starts[until] - dt.timedelta(days=1)
+                if until == service.billed_until:
+                    continue
+                if (service.activation_date
+                        and until < service.activation_date):
+                    until = None
+                to_write.extend(([service], {'billed_until': until}))
+            if to_write:
+                Service.write(*to_write)
+
+    @classmethod
+    def isp_claim_periods(cls, invoices):
+        """Give the period lines of service invoices back their period
+        key (a cancelled invoice set back to draft): the database refuses
+        it when the period was billed again meanwhile; the services count
+        the periods as billed again."""
+        pool = Pool()
+        Line = pool.get('account.invoice.line')
+        Service = pool.get('isp.service')
+        lines = [line_ for invoice in cls.browse(invoices)
+            for line_ in invoice.lines
+            if getattr(line_, 'isp_kind', None) in PERIOD_KINDS
+            and not line_.isp_period_key and line_.isp_period_start]
+        if not lines:
+            return
+        with without_check_access():
+            to_write, ends = [], defaultdict(list)
+            for line_ in lines:
+                to_write.extend(([line_], {
+                            'isp_period_key': line_.isp_period_start}))
+                ends[line_.isp_service].append(line_.isp_period_end)
+            Line.write(*to_write)
+            to_write = []
+            for service, service_ends in ends.items():
+                until = max(service_ends)
+                if not service.billed_until or service.billed_until < until:
+                    to_write.extend(([service], {'billed_until': until}))
+            if to_write:
+                Service.write(*to_write)
+
     # -- credit --
 
     @classmethod
@@ -634,6 +720,9 @@ class InvoiceLine(metaclass=PoolMeta):
     @classmethod
     def __setup__(cls):
         super().__setup__()
+        # the billing run's bookkeeping: released when the invoice is
+        # cancelled (the period can be billed again)
+        cls._check_modify_exclude |= {'isp_period_key'}
         t = cls.__table__()
         cls._sql_constraints += [
             ('isp_service_period_uniq',

@@ -194,3 +194,122 @@ class InvoicePostingTestCase(unittest.TestCase):
                 invoice_type='out', type='line', product=plan.products[0])
             line.on_change_product()
             self.assertEqual(list(line.taxes), [vat])
+
+
+class CancelledInvoiceTestCase(unittest.TestCase):
+    "Test that the periods of cancelled service invoices are billed again"
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        activate_module('isp_billing')
+
+    def create_service(self, name="Cancel Branch"):
+        "An active service of 300,000 activated on the 1st of this month"
+        pool = Pool()
+        Account = pool.get('account.account')
+        Tax = pool.get('account.tax')
+        Configuration = pool.get('isp.billing.configuration')
+        Template = pool.get('product.template')
+        Uom = pool.get('product.uom')
+        Router = pool.get('isp.router')
+        Party = pool.get('party.party')
+        Service = pool.get('isp.service')
+        Date = pool.get('ir.date')
+        Company = pool.get('company.company')
+        company = create_branch(name)
+        Company.write([company], {'cancel_invoice_out': True})
+        with Transaction().set_context(company=company.id):
+            today = Date.today()
+            tax_account, = Account.search([
+                    ('company', '=', company.id),
+                    ('code', '=', '6.3.6')], limit=1)
+            tax, = Tax.create([{
+                        'name': "PPN", 'description': "PPN",
+                        'type': 'percentage', 'rate': Decimal('0.11'),
+                        'company': company.id,
+                        'invoice_account': tax_account.id,
+                        'credit_note_account': tax_account.id}])
+            Configuration.write([Configuration(1)], {'tax': tax.id})
+            unit, = Uom.search([('name', '=', 'Unit')])
+            plan, = Template.create([{
+                        'name': "Home 20", 'isp_plan': True,
+                        'type': 'service', 'isp_company': company.id,
+                        'default_uom': unit.id,
+                        'list_price': Decimal(300000),
+                        'download_rate': 20000, 'upload_rate': 5000,
+                        'products': [('create', [{}])]}])
+            router, = Router.create([{
+                        'name': "Router", 'code': 'RT',
+                        'host': '127.0.0.1', 'port': 1,
+                        'use_ssl': False, 'api_password': 'x'}])
+            party, = Party.create([{
+                        'name': "Siti Rahayu", 'is_subscriber': True,
+                        'isp_company': company.id,
+                        'addresses': [('create', [{}])]}])
+            service, = Service.create([{
+                        'company': company.id, 'subscriber': party.id,
+                        'plan': plan.id, 'router': router.id,
+                        'username': 'siti', 'password': 'secret',
+                        'customer_id': 'CB-001', 'state': 'active',
+                        'billing_day': 1,
+                        'activation_date': today.replace(day=1)}])
+        return company, service, today
+
+    def period_lines(self, invoice):
+        return [(line_.isp_kind, line_.isp_period_key, line_.amount)
+            for line_ in invoice.lines]
+
+    @with_transaction()
+    def test_cancelled_posted_invoice_billed_again(self):
+        "A cancelled posted invoice's period is billed by the next run"
+        pool = Pool()
+        Invoice = pool.get('account.invoice')
+        Service = pool.get('isp.service')
+        company, service, today = self.create_service()
+        first = today.replace(day=1)
+        with Transaction().set_context(company=company.id):
+            invoice, = Service.isp_bill([service], today)
+            self.assertEqual(invoice.state, 'posted')
+            self.assertEqual(self.period_lines(invoice),
+                [('recurring', first, Decimal(300000))])
+            self.assertTrue(Service(service.id).billed_until)
+
+            Invoice.cancel([invoice])
+            invoice = Invoice(invoice.id)
+            self.assertEqual(invoice.state, 'cancelled')
+            self.assertEqual(self.period_lines(invoice),
+                [('recurring', None, Decimal(300000))])
+            self.assertEqual(Service(service.id).billed_until, None)
+
+            again, = Service.isp_bill([Service(service.id)], today)
+            self.assertNotEqual(again, invoice)
+            self.assertEqual(again.state, 'posted')
+            self.assertEqual(self.period_lines(again),
+                [('recurring', first, Decimal(300000))])
+            self.assertEqual(again.total_amount, Decimal(333000))
+            # and only once
+            self.assertEqual(Service.isp_bill([Service(service.id)], today),
+                [])
+
+    @with_transaction()
+    def test_cancelled_then_draft_claims_its_period(self):
+        "A cancelled invoice set back to draft takes its period back"
+        pool = Pool()
+        Invoice = pool.get('account.invoice')
+        Service = pool.get('isp.service')
+        company, service, today = self.create_service()
+        with Transaction().set_context(company=company.id):
+            invoice, = Service._isp_bill([service], today, post=False)
+            billed_until = Service(service.id).billed_until
+            Invoice.cancel([invoice])
+            self.assertEqual(Service(service.id).billed_until, None)
+            Invoice.draft([Invoice(invoice.id)])
+            invoice = Invoice(invoice.id)
+            self.assertEqual(invoice.state, 'draft')
+            self.assertEqual(self.period_lines(invoice),
+                [('recurring', today.replace(day=1), Decimal(300000))])
+            self.assertEqual(Service(service.id).billed_until, billed_until)
+            # the run does not bill the period a second time
+            self.assertEqual(Service.isp_bill([Service(service.id)], today),
+                [])
