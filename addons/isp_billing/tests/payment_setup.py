@@ -117,6 +117,71 @@ def create_branch(name, currency_code='IDR', today=None):
     return company
 
 
+def create_sales_tax(company, rate, name="VAT", configure=True):
+    """A percentage tax of `company` (the context company) on its tax
+    account; `configure`: the billing configuration's tax"""
+    pool = Pool()
+    Account = pool.get('account.account')
+    Tax = pool.get('account.tax')
+    Configuration = pool.get('isp.billing.configuration')
+    tax_account, = Account.search([
+            ('company', '=', company.id),
+            ('code', '=', '6.3.6')], limit=1)
+    tax, = Tax.create([{
+                'name': name, 'description': name,
+                'type': 'percentage', 'rate': Decimal(rate),
+                'company': company.id,
+                'invoice_account': tax_account.id,
+                'credit_note_account': tax_account.id}])
+    if configure:
+        Configuration.write([Configuration(1)], {'tax': tax.id})
+    return tax
+
+
+def create_plan_and_router(company, name, price, code):
+    """A plan of `price` (20/5 Mbps, its variant) and a router of
+    `company` (the context company)"""
+    pool = Pool()
+    Template = pool.get('product.template')
+    Uom = pool.get('product.uom')
+    Router = pool.get('isp.router')
+    unit, = Uom.search([('name', '=', 'Unit')])
+    plan, = Template.create([{
+                'name': name, 'isp_plan': True,
+                'type': 'service', 'isp_company': company.id,
+                'default_uom': unit.id,
+                'list_price': Decimal(price),
+                'download_rate': 20000, 'upload_rate': 5000,
+                'products': [('create', [{}])]}])
+    router, = Router.create([{
+                'name': "Router %s" % code, 'code': code[:2],
+                'host': '127.0.0.1', 'port': 1,
+                'use_ssl': False, 'api_password': 'x'}])
+    return plan, router
+
+
+def create_services(company, plan, router, names, code, **values):
+    """An active service of `plan` for a new subscriber of each name
+    (`values`: the services' other values)"""
+    pool = Pool()
+    Party = pool.get('party.party')
+    Service = pool.get('isp.service')
+    parties = Party.create([{
+                'name': name, 'is_subscriber': True,
+                'isp_company': company.id,
+                'addresses': [('create', [{}])],
+                } for name in names])
+    return Service.create([{
+                'company': company.id, 'subscriber': p.id,
+                'plan': plan.id, 'router': router.id,
+                'username': '%s%03d' % (code[:2], i),
+                'password': 'secret%d' % i,
+                'customer_id': '%s-%03d' % (code, i),
+                'state': 'active', 'billing_day': 1,
+                **values,
+                } for i, p in enumerate(parties)])
+
+
 def create_customer(name="Budi Santoso", phone='+6281234567890',
         email='budi@example.com'):
     Party = Pool().get('party.party')

@@ -16,7 +16,14 @@ from trytond.pool import Pool
 from trytond.tests.test_tryton import DB_NAME, activate_module
 from trytond.transaction import Transaction
 
-from .payment_setup import SEQUENCES, create_branch, run_locked
+from .payment_setup import (
+    SEQUENCES,
+    create_branch,
+    create_plan_and_router,
+    create_sales_tax,
+    create_services,
+    run_locked,
+)
 
 
 class BillingBatchTestCase(unittest.TestCase):
@@ -31,17 +38,7 @@ class BillingBatchTestCase(unittest.TestCase):
     @classmethod
     def setup_branches(cls):
         "Two branches with 3 active services each, billed until last month"
-        pool = Pool()
-        Account = pool.get('account.account')
-        Tax = pool.get('account.tax')
-        Configuration = pool.get('isp.billing.configuration')
-        Template = pool.get('product.template')
-        Uom = pool.get('product.uom')
-        Router = pool.get('isp.router')
-        Party = pool.get('party.party')
-        Service = pool.get('isp.service')
-        Date = pool.get('ir.date')
-        unit, = Uom.search([('name', '=', 'Unit')])
+        Date = Pool().get('ir.date')
         result = {}
         for name, code, rate in [
                 ("Batch Jakarta", 'IDR', '0.11'),
@@ -49,45 +46,15 @@ class BillingBatchTestCase(unittest.TestCase):
             company = create_branch(name, code)
             with Transaction().set_context(company=company.id):
                 today = Date.today()
-                tax_account, = Account.search([
-                        ('company', '=', company.id),
-                        ('code', '=', '6.3.6')], limit=1)
-                tax, = Tax.create([{
-                            'name': "VAT", 'description': "VAT",
-                            'type': 'percentage', 'rate': Decimal(rate),
-                            'company': company.id,
-                            'invoice_account': tax_account.id,
-                            'credit_note_account': tax_account.id}])
-                Configuration.write([Configuration(1)], {'tax': tax.id})
-                plan, = Template.create([{
-                            'name': "Home %s" % code, 'isp_plan': True,
-                            'type': 'service', 'isp_company': company.id,
-                            'default_uom': unit.id,
-                            'list_price': Decimal('300000'),
-                            'download_rate': 20000, 'upload_rate': 5000,
-                            'products': [('create', [{}])]}])
-                router, = Router.create([{
-                            'name': "Router %s" % code, 'code': code[:2],
-                            'host': '127.0.0.1', 'port': 1,
-                            'use_ssl': False, 'api_password': 'x'}])
-                parties = Party.create([{
-                            'name': "Subscriber %s %d" % (code, i),
-                            'is_subscriber': True,
-                            'isp_company': company.id,
-                            'addresses': [('create', [{}])],
-                            } for i in range(3)])
+                create_sales_tax(company, rate)
+                plan, router = create_plan_and_router(
+                    company, "Home %s" % code, '300000', code)
                 billed_until = today.replace(day=1) - dt.timedelta(days=1)
-                services = Service.create([{
-                            'company': company.id, 'subscriber': p.id,
-                            'plan': plan.id, 'router': router.id,
-                            'username': '%s%03d' % (code[:2], i),
-                            'password': 'secret%d' % i,
-                            'customer_id': '%s-%03d' % (code, i),
-                            'state': 'active', 'billing_day': 1,
-                            'activation_date': billed_until.replace(
-                                day=1) - relativedelta(months=2),
-                            'billed_until': billed_until,
-                            } for i, p in enumerate(parties)])
+                services = create_services(company, plan, router,
+                    ["Subscriber %s %d" % (code, i) for i in range(3)], code,
+                    activation_date=billed_until.replace(day=1)
+                    - relativedelta(months=2),
+                    billed_until=billed_until)
             result[company.id] = ([s.id for s in services], today)
         return result
 

@@ -11,7 +11,13 @@ from trytond.pool import Pool
 from trytond.tests.test_tryton import activate_module, with_transaction
 from trytond.transaction import Transaction
 
-from .payment_setup import create_branch, create_customer
+from .payment_setup import (
+    create_branch,
+    create_customer,
+    create_plan_and_router,
+    create_sales_tax,
+    create_services,
+)
 
 
 class InvoicePostingTestCase(unittest.TestCase):
@@ -24,21 +30,10 @@ class InvoicePostingTestCase(unittest.TestCase):
 
     def setup_branch(self):
         "A branch with a tax of 11 % and one of 16 %: (company, tax, tax)"
-        pool = Pool()
-        Account = pool.get('account.account')
-        Tax = pool.get('account.tax')
         company = create_branch("Posting Branch")
         with Transaction().set_context(company=company.id):
-            tax_account, = Account.search([
-                    ('company', '=', company.id),
-                    ('code', '=', '6.3.6')], limit=1)
-            taxes = Tax.create([{
-                        'name': name, 'description': name,
-                        'type': 'percentage', 'rate': Decimal(rate),
-                        'company': company.id,
-                        'invoice_account': tax_account.id,
-                        'credit_note_account': tax_account.id}
-                    for name, rate in [("PPN", '0.11'), ("VAT", '0.16')]])
+            taxes = [create_sales_tax(company, rate, name, configure=False)
+                for name, rate in [("PPN", '0.11'), ("VAT", '0.16')]]
         return (company, *taxes)
 
     def draft_invoice(self, company, tax, prices):
@@ -207,53 +202,17 @@ class CancelledInvoiceTestCase(unittest.TestCase):
     def create_service(self, name="Cancel Branch"):
         "An active service of 300,000 activated on the 1st of this month"
         pool = Pool()
-        Account = pool.get('account.account')
-        Tax = pool.get('account.tax')
-        Configuration = pool.get('isp.billing.configuration')
-        Template = pool.get('product.template')
-        Uom = pool.get('product.uom')
-        Router = pool.get('isp.router')
-        Party = pool.get('party.party')
-        Service = pool.get('isp.service')
         Date = pool.get('ir.date')
         Company = pool.get('company.company')
         company = create_branch(name)
         Company.write([company], {'cancel_invoice_out': True})
         with Transaction().set_context(company=company.id):
             today = Date.today()
-            tax_account, = Account.search([
-                    ('company', '=', company.id),
-                    ('code', '=', '6.3.6')], limit=1)
-            tax, = Tax.create([{
-                        'name': "PPN", 'description': "PPN",
-                        'type': 'percentage', 'rate': Decimal('0.11'),
-                        'company': company.id,
-                        'invoice_account': tax_account.id,
-                        'credit_note_account': tax_account.id}])
-            Configuration.write([Configuration(1)], {'tax': tax.id})
-            unit, = Uom.search([('name', '=', 'Unit')])
-            plan, = Template.create([{
-                        'name': "Home 20", 'isp_plan': True,
-                        'type': 'service', 'isp_company': company.id,
-                        'default_uom': unit.id,
-                        'list_price': Decimal(300000),
-                        'download_rate': 20000, 'upload_rate': 5000,
-                        'products': [('create', [{}])]}])
-            router, = Router.create([{
-                        'name': "Router", 'code': 'RT',
-                        'host': '127.0.0.1', 'port': 1,
-                        'use_ssl': False, 'api_password': 'x'}])
-            party, = Party.create([{
-                        'name': "Siti Rahayu", 'is_subscriber': True,
-                        'isp_company': company.id,
-                        'addresses': [('create', [{}])]}])
-            service, = Service.create([{
-                        'company': company.id, 'subscriber': party.id,
-                        'plan': plan.id, 'router': router.id,
-                        'username': 'siti', 'password': 'secret',
-                        'customer_id': 'CB-001', 'state': 'active',
-                        'billing_day': 1,
-                        'activation_date': today.replace(day=1)}])
+            create_sales_tax(company, '0.11', "PPN")
+            plan, router = create_plan_and_router(
+                company, "Home 20", 300000, 'CB')
+            service, = create_services(company, plan, router,
+                ["Siti Rahayu"], 'CB', activation_date=today.replace(day=1))
         return company, service, today
 
     def period_lines(self, invoice):
