@@ -60,6 +60,19 @@ def prorate(amount, days, cycle_days):
     return Decimal(value.numerator) / Decimal(value.denominator)
 
 
+def billing_journal(company):
+    "The journal of the run's invoices: the configured one, else stock's"
+    pool = Pool()
+    Configuration = pool.get('isp.billing.configuration')
+    Invoice = pool.get('account.invoice')
+    journal = Configuration.get_value(company, 'journal')
+    if not journal:
+        invoice = Invoice(company=company, type='out')
+        invoice.set_journal()
+        journal = invoice.journal
+    return journal
+
+
 def months_between(start, date):
     "Whole months from `start` to `date`"
     delta = relativedelta(date, start)
@@ -107,8 +120,7 @@ class Service(metaclass=PoolMeta):
         Configuration = pool.get('isp.billing.configuration')
         company = Transaction().context.get('company')
         if company:
-            return Configuration(1).get_multivalue(
-                'billing_day', company=company) or 1
+            return Configuration.get_value(company, 'billing_day') or 1
         return 1
 
     @classmethod
@@ -193,15 +205,9 @@ class Service(metaclass=PoolMeta):
         table and wait for the other to finish."""
         pool = Pool()
         Date = pool.get('ir.date')
-        Invoice = pool.get('account.invoice')
         Period = pool.get('account.period')
         MoveLine = pool.get('account.move.line')
-        Configuration = pool.get('isp.billing.configuration')
-        journal = Configuration.get_value(company, 'journal')
-        if not journal:
-            invoice = Invoice(company=company, type='out')
-            invoice.set_journal()
-            journal = invoice.journal
+        journal = billing_journal(company)
         try:
             period = Period.find(company, date=max(Date.today(), date))
         except PeriodNotFoundError:
@@ -543,10 +549,7 @@ class InvoiceBuilder:
             description=service.customer_id,
             lines=lines)
         if not self.journal:
-            self.journal = self.config['journal']
-            if not self.journal:
-                invoice.set_journal()
-                self.journal = invoice.journal
+            self.journal = billing_journal(self.company)
         invoice.journal = self.journal
         return invoice
 

@@ -173,8 +173,8 @@ class MoveLine(metaclass=PoolMeta):
         procedure = super().dunning_procedure
         if not procedure and self.party and getattr(
                 self.party, 'is_subscriber', False):
-            procedure = Configuration(1).get_multivalue(
-                'dunning_procedure', company=self.move.company.id)
+            procedure = Configuration.get_value(
+                self.move.company, 'dunning_procedure')
         return procedure
 
 

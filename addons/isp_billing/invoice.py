@@ -516,8 +516,8 @@ class Invoice(metaclass=PoolMeta):
         else:
             # a move that consumes the whole credit line and gives back the
             # rest as a new credit line: Tryton reconciles whole lines only
-            journal = Configuration(1).get_multivalue(
-                'credit_journal', company=self.company.id)
+            journal = Configuration.get_value(
+                self.company, 'credit_journal')
             if not journal:
                 raise BillingError(gettext(
                         'isp_billing.msg_billing_no_credit_journal',
@@ -636,8 +636,8 @@ class Invoice(metaclass=PoolMeta):
         if method not in PAYMENT_METHODS:
             raise PaymentError(gettext(
                     'isp_billing.msg_payment_method_unknown', method=method))
-        payment_method = Configuration(1).get_multivalue(
-            'payment_method_%s' % method, company=company.id)
+        payment_method = Configuration.get_value(
+            company, 'payment_method_%s' % method)
         if not payment_method:
             raise PaymentError(gettext(
                     'isp_billing.msg_payment_method_missing',

@@ -135,8 +135,7 @@ class Invoice(metaclass=PoolMeta):
         invoice's currency is not the payload's)"""
         pool = Pool()
         Configuration = pool.get('isp.billing.configuration')
-        static = Configuration(1).get_multivalue(
-            'qris_payload', company=self.company.id)
+        static = Configuration.get_value(self.company, 'qris_payload')
         if not static:
             return None
         try:
