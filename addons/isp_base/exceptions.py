@@ -38,3 +38,11 @@ class MessageTemplateValidationError(ValidationError):
 
 class MessageCompanyError(UserError):
     "A message has no branch to be sent from"
+
+
+class BranchAccessError(UserError):
+    "A record of a branch the user does not work for was given"
+
+
+class PreferencesCompanyError(UserError):
+    "A user chose a company they do not belong to"

@@ -47,6 +47,8 @@ from trytond.wizard import (
     Wizard,
 )
 
+from trytond.modules.isp_base.tenancy import BranchWizardMixin
+
 from . import gateways
 from .exceptions import PaymentGatewayError, PaymentOnlineError
 
@@ -933,7 +935,7 @@ class PaymentOpenStart(ModelView):
         help="The account the payment is opened at.")
 
 
-class PaymentOpen(Wizard):
+class PaymentOpen(BranchWizardMixin, Wizard):
     """Open an online payment of an invoice and show the buyer's page (an
     M-Pesa prompt goes to the customer's phone instead)"""
     __name__ = 'isp.payment.open'

@@ -21,6 +21,11 @@ from trytond.transaction import (
 )
 from trytond.wizard import Button, StateTransition, StateView, Wizard
 
+from trytond.modules.isp_base.tenancy import (
+    BranchOnChangeMixin,
+    BranchWizardMixin,
+)
+
 from .configuration import PAYMENT_METHODS
 from .exceptions import BillingError, PaymentError
 
@@ -703,7 +708,7 @@ class Invoice(metaclass=PoolMeta):
         return overdue
 
 
-class InvoiceLine(metaclass=PoolMeta):
+class InvoiceLine(BranchOnChangeMixin, metaclass=PoolMeta):
     __name__ = 'account.invoice.line'
 
     isp_service = fields.Many2One(
@@ -793,7 +798,7 @@ class PayStart(ModelView):
         help="The receipt or transfer reference.")
 
 
-class Pay(Wizard):
+class Pay(BranchWizardMixin, Wizard):
     "Record Payment"
     __name__ = 'isp.invoice.pay'
 

@@ -26,6 +26,8 @@ from trytond.pyson import Eval
 from trytond.transaction import Transaction, check_access
 from trytond.wizard import Button, StateTransition, StateView, Wizard
 
+from trytond.modules.isp_base.tenancy import BranchWizardMixin
+
 INVOICE_STATES = ['posted', 'paid']
 # row ids of the monthly report: company * MONTH_KEY + year * 12 + month
 MONTH_KEY = 100000
@@ -748,7 +750,7 @@ class ReportExportResult(ModelView):
     filename = fields.Char("File Name", readonly=True)
 
 
-class ReportExport(Wizard):
+class ReportExport(BranchWizardMixin, Wizard):
     """Export the selected lines of a report (every line of the report in
     its current context when none is selected) to a CSV or XLSX file"""
     __name__ = 'isp.report.export'

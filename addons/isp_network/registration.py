@@ -13,6 +13,12 @@ from trytond.wizard import (
     Wizard,
 )
 
+from trytond.modules.isp_base.tenancy import (
+    BranchOnChangeMixin,
+    BranchWizardMixin,
+    check_companies,
+)
+
 from .exceptions import RegistrationError
 
 SUBSCRIBER_FIELDS = [
@@ -32,8 +38,12 @@ class Service(metaclass=PoolMeta):
         customer ID, user name and password are generated; the service is
         activated (which queues it for its router), then the hooks for the
         first invoice, the welcome message and the installation work order
-        run."""
+        run.
+
+        Every record given must be of the user's branches
+        (`check_companies`): the values come from a client."""
         pool = Pool()
+        Company = pool.get('company.company')
         Party = pool.get('party.party')
         Router = pool.get('isp.router')
         Location = pool.get('isp.location')
@@ -41,8 +51,16 @@ class Service(metaclass=PoolMeta):
         RouterPool = pool.get('isp.router.pool')
         context = Transaction().context
         company = values.get('company') or context.get('company')
+        if not company:
+            raise RegistrationError(gettext(
+                    'isp_network.msg_registration_no_company'))
         location = Location(values['location'])
         plan = Template(values['plan'])
+        given = {
+            'router': Router, 'router_pool': RouterPool, 'subscriber': Party}
+        check_companies([Company(company), location, plan] + [
+                Model(values[name]) for name, Model in given.items()
+                if values.get(name)])
         if values.get('router'):
             router = Router(values['router'])
         elif values.get('router_pool'):
@@ -103,7 +121,7 @@ class Service(metaclass=PoolMeta):
         "Hook: the helpdesk module opens the installation work order"
 
 
-class RegisterStart(ModelView):
+class RegisterStart(BranchOnChangeMixin, ModelView):
     "Register Subscriber"
     __name__ = 'isp.service.register.start'
 
@@ -168,7 +186,7 @@ class RegisterStart(ModelView):
             self.location = self.subscriber.location
 
 
-class Register(Wizard):
+class Register(BranchWizardMixin, Wizard):
     "Register Subscriber"
     __name__ = 'isp.service.register'
 

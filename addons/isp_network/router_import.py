@@ -7,6 +7,12 @@ from trytond.pyson import Eval
 from trytond.transaction import Transaction
 from trytond.wizard import Button, StateTransition, StateView, Wizard
 
+from trytond.modules.isp_base.tenancy import (
+    BranchOnChangeMixin,
+    BranchWizardMixin,
+    check_companies,
+)
+
 from . import routeros
 from .converge import SECRET, SECRET_FIELDS
 from .exceptions import ImportError_, RouterUnreachable
@@ -51,6 +57,15 @@ class Router(metaclass=PoolMeta):
             result.setdefault(plan.ppp_profile_name, plan)
         return result
 
+    def check_import_values(self, location, default_plan):
+        """Refuse a location or plan of another branch than the router's
+        (or than the user's)"""
+        check_companies([self, location, default_plan])
+        if ((location and location.company != self.company)
+                or (default_plan and default_plan.isp_company
+                    and default_plan.isp_company != self.company)):
+            raise ImportError_(gettext('isp_network.msg_import_other_branch'))
+
     def import_preview(self, rows, default_plan):
         """Lines describing what importing `rows` would do: new or
         existing, and the plan each gets"""
@@ -79,13 +94,17 @@ class Router(metaclass=PoolMeta):
         """Create a subscriber and an active (or, when disabled on the
         router, isolated) service for every secret whose user name has no
         service yet; return the new services.  Importing twice creates
-        nothing the second time."""
+        nothing the second time.
+
+        The router, the location and the plan must be of the user's
+        branches, the location and the plan of the router's."""
         pool = Pool()
         Service = pool.get('isp.service')
         Party = pool.get('party.party')
         Date = pool.get('ir.date')
         if not default_plan:
             raise ImportError_(gettext('isp_network.msg_import_no_plan'))
+        self.check_import_values(location, default_plan)
         self.__class__.lock([self])
         company = self.company.id
         existing = set()
@@ -146,7 +165,7 @@ def _party_name(row):
     return comment or row['name']
 
 
-class RouterImportStart(ModelView):
+class RouterImportStart(BranchOnChangeMixin, ModelView):
     "Import Router Secrets"
     __name__ = 'isp.router.import.start'
 
@@ -193,7 +212,7 @@ class RouterImportLine(ModelView):
     existing = fields.Boolean("Already Imported", readonly=True)
 
 
-class RouterImport(Wizard):
+class RouterImport(BranchWizardMixin, Wizard):
     "Import Router Secrets"
     __name__ = 'isp.router.import'
 
@@ -217,6 +236,8 @@ class RouterImport(Wizard):
 
     def default_preview(self, fields):
         router = self.record
+        router.check_import_values(
+            self.start.location, self.start.default_plan)
         rows = read_secrets(router)
         lines = router.import_preview(rows, self.start.default_plan)
         return {

@@ -24,6 +24,7 @@ from trytond.tools import grouped_slice
 from trytond.transaction import Transaction
 
 from trytond.modules.isp_base.common import rec_name_domain
+from trytond.modules.isp_base.tenancy import BranchOnChangeMixin
 
 from .exceptions import ServiceDeleteError, ServiceValidationError
 from .router import backoff, update_rows
@@ -76,7 +77,7 @@ def pick_username(code, taken, digits=USERNAME_DIGITS):
     return '%s%0*d' % (code, digits, number)
 
 
-class Service(Workflow, ModelSQL, ModelView):
+class Service(BranchOnChangeMixin, Workflow, ModelSQL, ModelView):
     "ISP Service"
     __name__ = 'isp.service'
     _rec_name = 'customer_id'
