@@ -4,6 +4,10 @@ from trytond.exceptions import UserError
 from trytond.model.exceptions import ValidationError
 
 
+class InputValidationError(ValidationError):
+    "A value is not a number, not finite, out of bounds or too long"
+
+
 class NationalIDValidationError(ValidationError):
     "A subscriber's national ID (NIK) is malformed"
 

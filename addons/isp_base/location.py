@@ -4,12 +4,12 @@ from trytond.i18n import gettext
 from trytond.model import DeactivableMixin, ModelSQL, ModelView, Unique, fields
 from trytond.transaction import Transaction
 
-from .common import rec_name_domain
+from .common import InputGuardMixin, rec_name_domain
 from .exceptions import LocationCodeValidationError
 from .validation import LOCATION_CODE_RE
 
 
-class Location(DeactivableMixin, ModelSQL, ModelView):
+class Location(InputGuardMixin, DeactivableMixin, ModelSQL, ModelView):
     "ISP Location"
     __name__ = 'isp.location'
     _rec_name = 'code'

@@ -20,6 +20,7 @@ logs kept here.  Webhook parsers return plain dicts for the models.
 import hashlib
 import hmac
 import json
+import re
 import smtplib
 import string
 import threading
@@ -154,7 +155,64 @@ def _retry_after(response, default=60):
 
 def digits(number):
     "An E.164 number without its '+', as most gateways want it"
-    return (number or '').lstrip('+')
+    return str(number or '').lstrip('+')
+
+
+def same_secret(given, expected):
+    """Compare a secret received from outside with the stored one in
+    constant time; any text (non-ASCII included) is compared as UTF-8
+    bytes, and an empty or missing one never matches."""
+    if not (isinstance(given, str) and isinstance(expected, str)
+            and given and expected):
+        return False
+    return hmac.compare_digest(
+        given.encode('utf-8', 'surrogatepass'),
+        expected.encode('utf-8', 'surrogatepass'))
+
+
+#: The longest text kept of a callback's values (Text fields excepted).
+CALLBACK_VALUE_LIMIT = 512
+CALLBACK_TEXT_LIMIT = 65536
+
+
+def clean_text(value, limit=CALLBACK_VALUE_LIMIT):
+    """A value read from a callback as text fit to store: None for what
+    is not a string or a number, without NUL characters, cut to `limit`"""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        value = str(value)
+    if not isinstance(value, str):
+        return None
+    return value.replace('\x00', '\ufffd')[:limit]
+
+
+def clean_callback(inbound, statuses):
+    """The parsers' results with every value made plain text (providers'
+    JSON may hold numbers, lists or NULs where text is expected)"""
+    def clean(item):
+        return {k: clean_text(v, CALLBACK_TEXT_LIMIT if k == 'text'
+                else CALLBACK_VALUE_LIMIT) for k, v in item.items()}
+    return [clean(i) for i in inbound], [clean(s) for s in statuses]
+
+
+#: The shortest start of a credential masked where it is found.
+SECRET_PREFIX = 6
+
+
+def redact_secrets(text, secrets):
+    """`text` without the `secrets` (the provider's credentials): each one,
+    as it is or URL-encoded, and any word starting with its first
+    SECRET_PREFIX characters (providers echo truncated keys), becomes ***"""
+    if not text:
+        return text
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        for form in {secret, urllib.parse.quote(secret, safe='')}:
+            text = text.replace(form, '***')
+            if len(form) >= SECRET_PREFIX:
+                text = re.sub(
+                    re.escape(form[:SECRET_PREFIX]) + r'\S*', '***', text)
+    return text
 
 
 class Adapter:
@@ -163,12 +221,20 @@ class Adapter:
     default_base_url = None
 
     def __init__(self, base_url=None, token=None, account=None,
-            sender=None, timeout=10):
+            sender=None, timeout=10, secrets=()):
         self.base_url = (base_url or self.default_base_url or '').rstrip('/')
         self.token = token
         self.account = account
         self.sender = sender
         self.timeout = timeout or 10
+        #: the credentials never to keep in answers, reasons or logs
+        self.secrets = tuple(s for s in secrets if s)
+
+    def _redact(self, result):
+        "The result without the provider's credentials"
+        result.reason = redact_secrets(result.reason, self.secrets)
+        result.answer = redact_secrets(result.answer, self.secrets)
+        return result
 
     def send(self, to, body, subject=None, template=None):
         """Send `body` to `to` and return a SendResult (never raises for
@@ -186,7 +252,7 @@ class Adapter:
             result = SendResult(PROVIDER, reason="request failed: %s"
                 % type(exception).__name__)
         result.duration = int((time.monotonic() - start) * 1000)
-        return result
+        return self._redact(result)
 
     def _send(self, to, body, subject=None, template=None):
         raise NotImplementedError
@@ -274,7 +340,7 @@ class MetaWhatsApp(Adapter):
             return False
         expected = hmac.new(
             secret.encode(), body, hashlib.sha256).hexdigest()
-        return hmac.compare_digest(expected, header[len('sha256='):])
+        return same_secret(header[len('sha256='):], expected)
 
     @classmethod
     def parse_callback(cls, data):
@@ -512,7 +578,7 @@ class Email(Adapter):
             result = SendResult(SENT, message_id=message['Message-ID'],
                 answer="250 accepted")
         result.duration = int((time.monotonic() - start) * 1000)
-        return result
+        return self._redact(result)
 
 
 ADAPTERS = {
@@ -528,7 +594,8 @@ def parse_body(content_type, body):
     if content_type and 'json' in content_type:
         try:
             return json.loads(body or b'{}')
-        except ValueError:
+        except (ValueError, RecursionError):
+            # RecursionError: nested deeper than the interpreter allows
             return None
     try:
         text = (body or b'').decode('utf-8')

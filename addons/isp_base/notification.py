@@ -18,6 +18,7 @@ import logging
 import random
 import secrets
 import time
+import urllib.parse
 from collections import defaultdict, namedtuple
 
 import trytond.config as config
@@ -41,6 +42,7 @@ from trytond.tools import grouped_slice
 from trytond.transaction import Transaction
 
 from . import messaging
+from .common import InputGuardMixin, SecretDefaultsMixin
 from .exceptions import (
     MessageCompanyError,
     MessageTemplateValidationError,
@@ -142,9 +144,14 @@ def _credential(string, help):
     return fields.Char(string, strip=True, help=help)
 
 
-class MessageProvider(DeactivableMixin, ModelSQL, ModelView):
+class MessageProvider(InputGuardMixin,
+        SecretDefaultsMixin, DeactivableMixin, ModelSQL, ModelView):
     "Message Provider"
     __name__ = 'isp.message.provider'
+    #: The fields holding credentials, masked wherever a provider's answer
+    #: is kept or logged (listed, not guessed from their names).
+    CREDENTIAL_FIELDS = ('token', 'app_secret', 'verify_token',
+        'callback_secret')
 
     name = fields.Char("Name", required=True)
     company = fields.Many2One(
@@ -229,6 +236,13 @@ class MessageProvider(DeactivableMixin, ModelSQL, ModelView):
     def default_callback_secret(cls):
         return secrets.token_urlsafe(24)
 
+    @classmethod
+    def _secret_defaults(cls):
+        return {
+            **super()._secret_defaults(),
+            'callback_secret': lambda: secrets.token_urlsafe(24),
+            }
+
     @fields.depends('type')
     def on_change_with_channel(self, name=None):
         return TYPE_CHANNEL.get(self.type)
@@ -307,7 +321,18 @@ class MessageProvider(DeactivableMixin, ModelSQL, ModelView):
         "Return the wire adapter of the provider (holds its credentials)"
         return messaging.ADAPTERS[self.type](
             base_url=self.base_url, token=self.token, account=self.account,
-            sender=self.sender, timeout=self.timeout)
+            sender=self.sender, timeout=self.timeout,
+            secrets=self.credentials())
+
+    def credentials(self):
+        """The provider's credentials: the values of CREDENTIAL_FIELDS and
+        the password of an SMTP URI; never kept in answers or logs"""
+        values = [getattr(self, n) for n in self.CREDENTIAL_FIELDS]
+        try:
+            values.append(urllib.parse.urlsplit(self.base_url or '').password)
+        except ValueError:
+            pass
+        return [v for v in values if v]
 
     @classmethod
     def validate_fields(cls, providers, field_names):
@@ -322,12 +347,12 @@ class MessageProvider(DeactivableMixin, ModelSQL, ModelView):
     @classmethod
     def copy(cls, providers, default=None):
         default = default.copy() if default is not None else {}
-        default.setdefault('callback_secret', cls.default_callback_secret)
         default.setdefault('paused_until', None)
         return super().copy(providers, default=default)
 
 
-class MessageTemplate(DeactivableMixin, ModelSQL, ModelView):
+class MessageTemplate(
+        InputGuardMixin, DeactivableMixin, ModelSQL, ModelView):
     "Message Template"
     __name__ = 'isp.message.template'
 
@@ -1202,6 +1227,8 @@ class MessageInbound(ModelSQL, ModelView):
         for item in inbound:
             if item.get('id') in known or item.get('id') in seen:
                 continue
+            if not item.get('sender'):
+                continue
             seen.add(item.get('id'))
             sender = normalize_phone(item['sender']) or item['sender']
             party = cls.find_party(provider, sender)
@@ -1237,7 +1264,7 @@ class MessageInbound(ModelSQL, ModelView):
         try:
             return dt.datetime.fromtimestamp(
                 int(value), dt.UTC).replace(tzinfo=None)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError, OSError):
             return dt.datetime.now()
 
     @classmethod

@@ -8,7 +8,7 @@ from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Bool, Eval
 from trytond.transaction import Transaction
 
-from .common import set_branch_context
+from .common import InputGuardMixin, set_branch_context
 from .exceptions import (
     CoordinateValidationError,
     NationalIDValidationError,
@@ -24,7 +24,7 @@ _SUBSCRIBER = {'invisible': ~Eval('is_subscriber', False)}
 PHONE_FIELDS = ('subscriber_phone', 'whatsapp')
 
 
-class Party(metaclass=PoolMeta):
+class Party(InputGuardMixin, metaclass=PoolMeta):
     __name__ = 'party.party'
 
     is_subscriber = fields.Boolean(

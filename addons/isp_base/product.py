@@ -9,7 +9,7 @@ from trytond.pool import PoolMeta
 from trytond.pyson import Bool, Eval
 from trytond.transaction import Transaction
 
-from .common import set_branch_context
+from .common import InputGuardMixin, set_branch_context
 from .exceptions import PlanValidationError
 from .validation import rate_limit
 
@@ -21,13 +21,19 @@ _PLAN_REQUIRED = {
     'required': Bool(Eval('isp_plan', False)),
     }
 _RATE_HELP = "In kbit/s (1000 = 1 Mbit/s)."
+#: The fastest rate a plan may give, in kbit/s (100 Gbit/s).
+MAX_RATE = 100_000_000
+RATE_FIELDS = [
+    'download_rate', 'upload_rate', 'burst_download_rate',
+    'burst_upload_rate', 'burst_threshold_download', 'burst_threshold_upload',
+    'throttled_download_rate', 'throttled_upload_rate']
 
 
 def _rate(string, states=_PLAN, help=_RATE_HELP):
     return fields.Integer(string, states=states, help=help)
 
 
-class Template(metaclass=PoolMeta):
+class Template(InputGuardMixin, metaclass=PoolMeta):
     __name__ = 'product.template'
 
     isp_plan = fields.Boolean(
@@ -71,6 +77,15 @@ class Template(metaclass=PoolMeta):
     def __post_setup__(cls):
         super().__post_setup__()
         set_branch_context(cls, 'isp_company')
+
+    @classmethod
+    def _input_bounds(cls):
+        return {
+            **super()._input_bounds(),
+            **{name: (None, MAX_RATE) for name in RATE_FIELDS},
+            'burst_time': (None, 3600),
+            'quota': (None, 10 ** 6),
+            }
 
     @classmethod
     def default_isp_plan(cls):

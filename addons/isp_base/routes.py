@@ -6,9 +6,11 @@ statuses.
 Routes run as root: each one authenticates the provider first (Meta's
 X-Hub-Signature-256, or the secret in the callback URL of gateways that do
 not sign), answers 4xx without side effects otherwise, and 200 only once
-the callback is stored.
+the callback is stored.  Malformed input (ids out of range, non-ASCII
+secrets, bodies that are not JSON or nested too deep, values of the wrong
+type, NUL characters) gets a 4xx with a short reason, never a 500 or an
+exception text.
 """
-import hmac
 import logging
 
 from trytond.protocols.wrappers import (
@@ -20,13 +22,31 @@ from trytond.protocols.wrappers import (
 from trytond.wsgi import app
 from werkzeug.exceptions import abort
 
-from .messaging import ADAPTERS, MetaWhatsApp, parse_body
+from . import accesslog
+from .messaging import (
+    ADAPTERS,
+    MetaWhatsApp,
+    clean_callback,
+    clean_text,
+    parse_body,
+    same_secret,
+)
 
 logger = logging.getLogger(__name__)
+accesslog.install()
 MAX_BODY = 1024 * 1024
+#: The largest id a database integer holds (PostgreSQL's integer).
+MAX_ID = 2 ** 31 - 1
+
+
+def _refuse(status, reason):
+    "A 4xx answer with a short reason"
+    return Response(reason, status=status, content_type='text/plain')
 
 
 def _provider(pool, provider_id, meta):
+    if not 0 < provider_id <= MAX_ID:
+        abort(_refuse(HTTPStatus.NOT_FOUND, 'unknown provider'))
     try:
         Provider = pool.get('isp.message.provider')
     except KeyError:
@@ -43,9 +63,16 @@ def _provider(pool, provider_id, meta):
 def _apply(pool, provider, data, raw):
     Message = pool.get('isp.message')
     Inbound = pool.get('isp.message.inbound')
-    inbound, statuses = ADAPTERS[provider.type].parse_callback(data)
+    try:
+        inbound, statuses = ADAPTERS[provider.type].parse_callback(data)
+    except (AttributeError, TypeError, ValueError, KeyError):
+        # a value of the wrong type where the provider's format has an
+        # object, a list or text
+        return _refuse(HTTPStatus.BAD_REQUEST, 'malformed callback')
+    inbound, statuses = clean_callback(inbound, statuses)
     Message.update_statuses(provider, statuses)
-    Inbound.receive(provider, inbound, raw=raw)
+    Inbound.receive(provider, inbound,
+        raw=clean_text(raw, limit=MAX_BODY))
     return Response('OK', status=HTTPStatus.OK, content_type='text/plain')
 
 
@@ -59,8 +86,8 @@ def meta_webhook(request, pool, provider_id):
     if request.method == 'GET':
         args = request.args
         token = args.get('hub.verify_token', '')
-        if (args.get('hub.mode') == 'subscribe' and provider.verify_token
-                and hmac.compare_digest(token, provider.verify_token)):
+        if (args.get('hub.mode') == 'subscribe'
+                and same_secret(token, provider.verify_token)):
             return Response(args.get('hub.challenge', ''),
                 status=HTTPStatus.OK, content_type='text/plain')
         abort(HTTPStatus.FORBIDDEN)
@@ -74,8 +101,9 @@ def meta_webhook(request, pool, provider_id):
         abort(HTTPStatus.FORBIDDEN)
     data = parse_body('application/json', body)
     if not isinstance(data, dict):
-        abort(HTTPStatus.BAD_REQUEST)
+        return _refuse(HTTPStatus.BAD_REQUEST, 'malformed body')
     return _apply(pool, provider, data, body.decode('utf-8', 'replace'))
+
 
 
 @app.route(
@@ -87,13 +115,19 @@ def provider_callback(request, pool, provider_id, secret):
     """Callbacks of gateways that do not sign (Fonnte, Africa's Talking):
     the secret of the URL authenticates them."""
     provider = _provider(pool, provider_id, meta=False)
-    if not (provider.callback_secret
-            and hmac.compare_digest(secret, provider.callback_secret)):
+    if not same_secret(secret, provider.callback_secret):
         abort(HTTPStatus.FORBIDDEN)
     body = request.get_data(cache=True)
     if len(body) > MAX_BODY:
         abort(HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
     data = parse_body(request.content_type, body)
     if not isinstance(data, dict):
-        abort(HTTPStatus.BAD_REQUEST)
+        return _refuse(HTTPStatus.BAD_REQUEST, 'malformed body')
     return _apply(pool, provider, data, body.decode('utf-8', 'replace'))
+
+
+# A size of their own keeps trytond from reading the request's user: it
+# would try to log in with any Authorization header sent (a login attempt
+# per request, and a 500 on a malformed header).
+meta_webhook.max_request_size = MAX_BODY
+provider_callback.max_request_size = MAX_BODY

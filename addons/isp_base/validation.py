@@ -6,7 +6,9 @@ They take plain values and return plain values (or a reason string), so the
 models, the demo data generator and the benchmarks use the same rules.
 """
 import datetime
+import math
 import re
+from decimal import Decimal, InvalidOperation
 
 try:
     import phonenumbers
@@ -138,3 +140,72 @@ def national_id_problem(number, country_code=None):
     if not re.match(r'^[0-9A-Za-z]{4,32}$', number or ''):
         return 'format'
     return None
+
+
+#: The bounds of what users and RPC clients may give a field: the integers
+#: of the database (PostgreSQL's integer), floats far beyond any measure of
+#: the product, and one-line texts.
+MAX_INTEGER = 2 ** 31 - 1
+MAX_FLOAT = 1e15
+MAX_CHAR = 1024
+
+
+def _finite(value):
+    if isinstance(value, Decimal):
+        return value.is_finite()
+    return math.isfinite(value)
+
+
+def input_bounds(kind, minimum=None, maximum=None):
+    "The (minimum, maximum) input_problem applies: the given or defaults"
+    if kind in {'char', 'text'}:
+        return None, (MAX_CHAR if maximum is None and kind == 'char'
+            else maximum)
+    default = MAX_INTEGER if kind == 'integer' else MAX_FLOAT
+    return (-default if minimum is None else minimum,
+        default if maximum is None else maximum)
+
+
+def input_problem(kind, value, minimum=None, maximum=None):
+    """Check a value given to a field of `kind` ('integer', 'float',
+    'numeric', 'char' or 'text'); return (value, None) with the value
+    converted (numbers given as text) or (None, problem), the problem one
+    of 'number', 'finite', 'range', 'text', 'nul', 'length'.
+
+    Numbers are bounded by `minimum`/`maximum` (default: what the
+    database holds), texts by `maximum` characters (default MAX_CHAR for
+    'char', none for 'text')."""
+    if kind in {'char', 'text'}:
+        if not isinstance(value, str):
+            return None, 'text'
+        if '\x00' in value:
+            return None, 'nul'
+        maximum = input_bounds(kind, minimum, maximum)[1]
+        if maximum is not None and len(value) > maximum:
+            return None, 'length'
+        return value, None
+    if isinstance(value, bool):
+        return None, 'number'
+    try:
+        if isinstance(value, str):
+            value = value.strip()
+            if kind == 'integer':
+                value = int(value)
+            elif kind == 'numeric':
+                value = Decimal(value)
+            else:
+                value = float(value)
+        elif not isinstance(value, (int, float, Decimal)):
+            return None, 'number'
+    except (ValueError, InvalidOperation):
+        return None, 'number'
+    if not _finite(value):
+        return None, 'finite'
+    if kind == 'integer':
+        if value != int(value):
+            return None, 'number'
+        value = int(value)
+    low, high = input_bounds(kind, minimum, maximum)
+    if not low <= value <= high:
+        return None, 'range'
+    return value, None

@@ -93,6 +93,10 @@ class Template(metaclass=PoolMeta):
     def default_simultaneous_use(cls):
         return 1
 
+    @classmethod
+    def _input_bounds(cls):
+        return {**super()._input_bounds(), 'simultaneous_use': (1, 1000)}
+
 
 class Router(metaclass=PoolMeta):
     __name__ = 'isp.router'
@@ -128,6 +132,10 @@ class Router(metaclass=PoolMeta):
     @classmethod
     def default_coa_port(cls):
         return COA_PORT
+
+    @classmethod
+    def _input_bounds(cls):
+        return {**super()._input_bounds(), 'coa_port': (1, 65535)}
 
     @classmethod
     def validate_fields(cls, routers, field_names):

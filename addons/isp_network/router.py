@@ -21,7 +21,10 @@ from trytond.pyson import Eval
 from trytond.tools import grouped_slice
 from trytond.transaction import Transaction, without_check_access
 
-from trytond.modules.isp_base.common import rec_name_domain
+from trytond.modules.isp_base.common import (
+    InputGuardMixin,
+    rec_name_domain,
+)
 
 from . import routeros
 from .converge import RouterSettings, converge, read_health
@@ -54,7 +57,7 @@ def run_concurrently(jobs, threads=SYNC_THREADS):
             yield futures[future], future.result()
 
 
-class Router(DeactivableMixin, ModelSQL, ModelView):
+class Router(InputGuardMixin, DeactivableMixin, ModelSQL, ModelView):
     "ISP Router"
     __name__ = 'isp.router'
 
@@ -192,6 +195,14 @@ class Router(DeactivableMixin, ModelSQL, ModelView):
     @classmethod
     def default_port(cls):
         return routeros.DEFAULT_PORT
+
+    @classmethod
+    def _input_bounds(cls):
+        return {
+            **super()._input_bounds(),
+            'port': (1, 65535),
+            'timeout': (1, 3600),
+            }
 
     @classmethod
     def default_use_ssl(cls):
@@ -534,7 +545,7 @@ class Router(DeactivableMixin, ModelSQL, ModelView):
         Log.save(logs)
 
 
-class RouterPool(DeactivableMixin, ModelSQL, ModelView):
+class RouterPool(InputGuardMixin, DeactivableMixin, ModelSQL, ModelView):
     "ISP Router Pool"
     __name__ = 'isp.router.pool'
 

@@ -23,7 +23,11 @@ from trytond.pyson import Eval
 from trytond.tools import grouped_slice
 from trytond.transaction import Transaction
 
-from trytond.modules.isp_base.common import rec_name_domain
+from trytond.modules.isp_base.common import (
+    InputGuardMixin,
+    SecretDefaultsMixin,
+    rec_name_domain,
+)
 from trytond.modules.isp_base.tenancy import BranchOnChangeMixin
 
 from .exceptions import ServiceDeleteError, ServiceValidationError
@@ -77,7 +81,9 @@ def pick_username(code, taken, digits=USERNAME_DIGITS):
     return '%s%0*d' % (code, digits, number)
 
 
-class Service(BranchOnChangeMixin, Workflow, ModelSQL, ModelView):
+class Service(
+        BranchOnChangeMixin, InputGuardMixin, SecretDefaultsMixin, Workflow,
+        ModelSQL, ModelView):
     "ISP Service"
     __name__ = 'isp.service'
     _rec_name = 'customer_id'
@@ -259,6 +265,10 @@ class Service(BranchOnChangeMixin, Workflow, ModelSQL, ModelView):
     @classmethod
     def default_password(cls):
         return generate_password()
+
+    @classmethod
+    def _secret_defaults(cls):
+        return {**super()._secret_defaults(), 'password': generate_password}
 
     @fields.depends('subscriber', 'location')
     def on_change_subscriber(self):
@@ -453,6 +463,8 @@ class Service(BranchOnChangeMixin, Workflow, ModelSQL, ModelView):
     @classmethod
     def copy(cls, services, default=None):
         default = default.copy() if default is not None else {}
+        # a copy is a new service: it goes through the workflow again
+        default.setdefault('state', 'draft')
         for name in [
                 'customer_id', 'activation_date', 'termination_date',
                 'router_error', 'router_next_attempt', 'previous_router',
@@ -461,7 +473,6 @@ class Service(BranchOnChangeMixin, Workflow, ModelSQL, ModelView):
             default.setdefault(name, None)
         default.setdefault('router_state', 'synced')
         default.setdefault('live_status', 'unknown')
-        default.setdefault('password', lambda d: generate_password())
         default.setdefault('username', lambda d: cls.new_username(
                 cls(d['id']).router))
         return super().copy(services, default=default)
