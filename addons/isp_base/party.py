@@ -13,7 +13,9 @@ from .exceptions import (
     CoordinateValidationError,
     NationalIDValidationError,
     PhoneValidationError,
+    SubscriberError,
 )
+from .field_access import SystemFieldsCopyMixin
 from .validation import (
     coordinate_problem,
     national_id_problem,
@@ -24,7 +26,7 @@ _SUBSCRIBER = {'invisible': ~Eval('is_subscriber', False)}
 PHONE_FIELDS = ('subscriber_phone', 'whatsapp')
 
 
-class Party(InputGuardMixin, metaclass=PoolMeta):
+class Party(InputGuardMixin, SystemFieldsCopyMixin, metaclass=PoolMeta):
     __name__ = 'party.party'
 
     is_subscriber = fields.Boolean(
@@ -157,6 +159,7 @@ class Party(InputGuardMixin, metaclass=PoolMeta):
     @classmethod
     def validate_fields(cls, parties, field_names):
         super().validate_fields(parties, field_names)
+        cls.check_subscriber_branch(parties, field_names)
         cls.check_national_id(parties, field_names)
         cls.check_phones(parties, field_names)
         cls.check_coordinates(parties, field_names)
@@ -168,6 +171,19 @@ class Party(InputGuardMixin, metaclass=PoolMeta):
         if not company and Transaction().context.get('company'):
             company = Company(Transaction().context['company'])
         return company.isp_phone_country() if company else None
+
+    @classmethod
+    def check_subscriber_branch(cls, parties, field_names=None):
+        """A subscriber belongs to a branch: without one it would be shared
+        with every branch"""
+        if field_names and not (
+                field_names & {'is_subscriber', 'isp_company'}):
+            return
+        for party in parties:
+            if party.is_subscriber and not party.isp_company:
+                raise SubscriberError(gettext(
+                        'isp_base.msg_subscriber_branch_required',
+                        party=party.rec_name))
 
     @classmethod
     def check_national_id(cls, parties, field_names=None):

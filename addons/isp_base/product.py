@@ -5,7 +5,7 @@ from decimal import Decimal
 from trytond.i18n import gettext
 from trytond.model import Index, fields
 from trytond.modules.product import price_digits
-from trytond.pool import PoolMeta
+from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Bool, Eval
 from trytond.transaction import Transaction
 
@@ -96,10 +96,17 @@ class Template(InputGuardMixin, metaclass=PoolMeta):
         if cls.default_isp_plan():
             return Transaction().context.get('company')
 
-    @fields.depends('isp_plan', 'type')
+    @fields.depends('isp_plan', 'type', 'isp_company')
     def on_change_isp_plan(self):
+        pool = Pool()
+        Company = pool.get('company.company')
         if self.isp_plan:
             self.type = 'service'
+            # a plan is the branch's own; the head office empties the
+            # branch for a central plan (branches cannot create those)
+            company = Transaction().context.get('company')
+            if not self.isp_company and company:
+                self.isp_company = Company(company)
 
     def get_rate_limit(self, name):
         if not self.isp_plan:

@@ -11,13 +11,15 @@ from trytond.model import (
     ModelView,
     fields,
 )
-from trytond.modules.company.model import (
-    CompanyMultiValueMixin,
-    CompanyValueMixin,
-)
 from trytond.pool import Pool
 from trytond.pyson import Eval
 from trytond.transaction import Transaction
+
+from trytond.modules.isp_base.configuration import (
+    BranchMultiValueMixin,
+    BranchValueMixin,
+    check_value_company,
+)
 
 from . import qris
 from .exceptions import BillingError
@@ -129,8 +131,8 @@ VALUE_FIELDS = {name: getattr(field, 'model_name', None)
     for name, field in _Fields._fields(-1).items()}
 
 
-class Configuration(ModelSingleton, ModelSQL, ModelView,
-        CompanyMultiValueMixin):
+class Configuration(BranchMultiValueMixin, ModelSingleton, ModelSQL,
+        ModelView):
     "ISP Billing Configuration"
     __name__ = 'isp.billing.configuration'
 
@@ -211,6 +213,7 @@ class Configuration(ModelSingleton, ModelSQL, ModelView,
         company = Transaction().context.get('company')
         if not company:
             return
+        check_value_company(company)
         company = Company(company)
         procedure, = Procedure.create([
                 Procedure.isp_ladder_values(
@@ -220,7 +223,7 @@ class Configuration(ModelSingleton, ModelSQL, ModelView,
         config.save()
 
 
-class ConfigurationCompany(ModelSQL, CompanyValueMixin):
+class ConfigurationCompany(ModelSQL, BranchValueMixin):
     "ISP Billing Configuration per Company"
     __name__ = 'isp.billing.configuration.company'
 
