@@ -42,6 +42,8 @@ Driving them from Python::
         midtrans.notify('INV-1', repeat=5)     # the same one five times
         midtrans.notify('INV-1', repeat=10, concurrent=True)
         midtrans.expire('INV-2')
+        midtrans.refund('INV-1')      # Midtrans: refunded after settlement
+        midtrans.claim('INV-3', 'paid')   # a signed callback that lies
         midtrans.drop_callbacks(1)    # the next callback is lost
         midtrans.fail_api(2, status=500)       # the next 2 API calls fail
         midtrans.api_delay = 3        # API answers come 3 s late
@@ -50,7 +52,7 @@ Driving them from Python::
 
 Each fake also answers ``GET /_fake/transactions``, ``GET /_fake/callbacks``
 and ``POST /_fake/control`` with JSON ``{"action": "pay" | "expire" |
-"fail" | "notify" | "fault" | "delay" | "drop" | "callback_delay" |
+"fail" | "claim" | "notify" | "fault" | "delay" | "drop" | "callback_delay" |
 "clear" | "config", ...}`` to be driven from another process.
 
 Command line (the demo)::
@@ -65,6 +67,7 @@ lists its payments with links to their buyer pages.
 """
 import argparse
 import base64
+import dataclasses
 import hashlib
 import hmac
 import html
@@ -95,6 +98,7 @@ __all__ = [
     ]
 
 PAID, PENDING, FAILED, EXPIRED = 'paid', 'pending', 'failed', 'expired'
+REFUNDED = 'refunded'   # Midtrans only: a refund after the settlement
 WIB = timezone(timedelta(hours=7), 'WIB')   # Midtrans' times: GMT+7
 EAT = timezone(timedelta(hours=3), 'EAT')   # Daraja's times: Nairobi
 MSISDN = re.compile(r'^254[17]\d{8}$')
@@ -401,6 +405,21 @@ class FakeGateway(LoopbackService):
     def fail(self, reference, wait=True):
         return self._fire(self._set(reference, FAILED), wait=wait)
 
+    def claim(self, reference, state=PAID, amount=None):
+        """Send a callback, authenticated as the provider authenticates its
+        callbacks (signature, token, URL), telling `state` while the
+        transaction stays as it is: what a holder of the leaked key, or an
+        altered unsigned field, sends.  Only the status API tells."""
+        txn = self.find(reference)
+        with self.lock:
+            txn.started = True
+            told = dataclasses.replace(txn, state=state,
+                paid_at=txn.paid_at or time.time(),
+                paid_amount=txn.amount if amount is None
+                else Decimal(str(amount)))
+        messages = self.callback_messages(told)
+        return self._deliver_all(messages)
+
     def notify(self, reference, repeat=1, concurrent=False,
             bad_signature=False, wait=True):
         """Send the callback of the transaction's present state `repeat`
@@ -527,6 +546,9 @@ class FakeGateway(LoopbackService):
             return self.expire(reference, wait=wait)
         if action == 'fail':
             return self.fail(reference, wait=wait)
+        if action == 'claim':
+            return self.claim(reference, state=command.get('state', PAID),
+                amount=command.get('amount'))
         if action == 'notify':
             return self.notify(reference, repeat=command.get('repeat', 1),
                 concurrent=command.get('concurrent', False),
@@ -760,8 +782,10 @@ class FakeMidtrans(FakeGateway):
             PENDING: ('pending', '201'),
             FAILED: ('deny', '202'),
             EXPIRED: ('expire', '407' if for_status else '202'),
+            REFUNDED: ('refund', '200'),
             }[txn.state]
-        amount = txn.paid_amount if txn.state == PAID else txn.amount
+        amount = (txn.paid_amount if txn.state in {PAID, REFUNDED}
+            else txn.amount)
         gross = str(Decimal(amount).quantize(Decimal('0.01')))
         created = datetime.fromtimestamp(txn.created, WIB)
         fmt = '%Y-%m-%d %H:%M:%S'
@@ -786,10 +810,24 @@ class FakeMidtrans(FakeGateway):
         if txn.state == FAILED:
             payload.update(payment_type='credit_card', fraud_status='deny')
             del payload['va_numbers']
-        if txn.state == PAID:
+        if txn.state in {PAID, REFUNDED}:
             payload['settlement_time'] = datetime.fromtimestamp(
                 txn.paid_at, WIB).strftime(fmt)
+        if txn.state == REFUNDED:
+            payload['refund_amount'] = gross
+            payload['refunds'] = [{'refund_chargeback_id': 1,
+                    'refund_amount': gross, 'reason': 'fake refund',
+                    'created_at': datetime.now(WIB).strftime(fmt)}]
         return payload
+
+    def refund(self, reference, wait=True):
+        "Refund a settled transaction in full and send the notification"
+        txn = self.find(reference)
+        if txn.state != PAID:
+            raise ValueError('only a settled transaction is refunded')
+        with self.lock:
+            txn.state = REFUNDED
+        return self._fire(txn, wait=wait)
 
     def callback_messages(self, txn, bad_signature=False):
         body = json.dumps(self.payload(txn, bad_signature=bad_signature))

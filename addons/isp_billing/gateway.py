@@ -13,10 +13,13 @@ notifications.
 
 Webhooks (routes.py) and the reconciliation cron both end in
 `Transaction.process_notification`, which applies a verified notification
-under the transaction's row lock, at most once.  See docs/payments.md.
+under the transaction's row lock, at most once: a status query's answer as
+it is, a webhook's only as the provider's status answer confirms it.  See
+docs/payments.md.
 """
 import datetime as dt
 import logging
+import re
 import secrets
 import urllib.parse
 from decimal import Decimal
@@ -47,6 +50,7 @@ from trytond.wizard import (
     Wizard,
 )
 
+from trytond.modules.isp_base.common import SecretDefaultsMixin
 from trytond.modules.isp_base.tenancy import BranchWizardMixin
 
 from . import gateways
@@ -76,6 +80,13 @@ SECRET_HEADERS = {'x-callback-token', 'authorization', 'proxy-authorization',
     'cookie'}
 #: Query parameters never stored with a notification URL.
 SECRET_QUERY = {'token'}
+#: Body fields never stored with a notification (signatures: with one, a
+#: reader could replay or alter what it covers)
+SECRET_BODY_FIELDS = ('signature_key', 'signature')
+_SECRET_JSON = re.compile(r'("(?:%s)"\s*:\s*)"(?:[^"\\]|\\.)*"' % '|'.join(
+        SECRET_BODY_FIELDS))
+_SECRET_FORM = re.compile(r'(^|&)((?:%s)=)[^&]*' % '|'.join(
+        SECRET_BODY_FIELDS))
 MAX_STORED = 64 * 1024
 TRANSACTION_STATES = [
     ('pending', "Pending"),
@@ -94,6 +105,7 @@ VERDICTS = [
     ('applied', "Applied"),
     ('duplicate', "Already applied"),
     ('ignored', "Ignored"),
+    ('unconfirmed', "Not confirmed by the provider"),
     ('wrong_amount', "Refused: wrong amount"),
     ('wrong_currency', "Refused: wrong currency"),
     ]
@@ -125,12 +137,27 @@ def redact_url(url):
         parts._replace(query=urllib.parse.urlencode(query, safe='*')))
 
 
+def redact_body(body):
+    "The body as text without its signatures (SECRET_BODY_FIELDS)"
+    text = _text(body)
+    if not text:
+        return text
+    text = _SECRET_JSON.sub(r'\g<1>"***"', text)
+    return _SECRET_FORM.sub(r'\g<1>\g<2>***', text)
+
+
 def _text(value, limit=MAX_STORED):
+    """`value` as text the database stores: invalid UTF-8 and lone
+    surrogates replaced, NUL (refused by PostgreSQL) as U+FFFD, at most
+    `limit` characters"""
     if value is None:
         return None
     if isinstance(value, bytes):
         value = value.decode('utf-8', 'replace')
-    return value[:limit]
+    elif not isinstance(value, str):
+        value = str(value)
+    value = value[:limit].encode('utf-8', 'replace').decode('utf-8')
+    return value.replace('\x00', '\ufffd')
 
 
 def new_reference(prefix='IV'):
@@ -149,9 +176,17 @@ def _credential(string, help, provider):
             })
 
 
-class Gateway(DeactivableMixin, ModelSQL, ModelView):
+def new_callback_secret():
+    "A random M-Pesa callback secret (192 bits)"
+    return secrets.token_urlsafe(24)
+
+
+class Gateway(SecretDefaultsMixin, DeactivableMixin, ModelSQL, ModelView):
     "Payment Gateway Account"
     __name__ = 'isp.payment.gateway'
+    #: The fields holding credentials, masked wherever a provider's answer
+    #: is kept or logged (listed, not guessed from their names).
+    CREDENTIAL_FIELDS = tuple(SECRET_FIELDS)
 
     name = fields.Char("Name", required=True)
     provider = fields.Selection(PROVIDERS, "Provider", required=True)
@@ -265,7 +300,12 @@ class Gateway(DeactivableMixin, ModelSQL, ModelView):
 
     @classmethod
     def default_callback_secret(cls):
-        return secrets.token_urlsafe(24)
+        return new_callback_secret()
+
+    @classmethod
+    def _secret_defaults(cls):
+        return {**super()._secret_defaults(),
+            'callback_secret': new_callback_secret}
 
     def get_webhook_url(self, name):
         return self.webhook()
@@ -301,7 +341,8 @@ class Gateway(DeactivableMixin, ModelSQL, ModelView):
                 return gateways.get_adapter(gateway.provider,
                     gateway.base_url or None, gateway.credentials(),
                     sandbox=gateway.sandbox, timeout=gateway.timeout,
-                    **kwargs)
+                    secrets=[getattr(gateway, n)
+                        for n in gateway.CREDENTIAL_FIELDS], **kwargs)
             except gateways.GatewayError as exception:
                 raise PaymentGatewayError(gettext(
                         'isp_billing.msg_payment_gateway_error',
@@ -355,6 +396,10 @@ class PaymentTransaction(ModelSQL, ModelView):
         "Provider ID", readonly=True,
         help="The provider's own id of the payment.")
     provider_status = fields.Char("Provider Status", readonly=True)
+    provider_receipt = fields.Char(
+        "Provider Receipt", readonly=True,
+        help="The provider's receipt number of the payment (M-Pesa), "
+        "unique.")
     payment_url = fields.Char(
         "Payment URL", readonly=True,
         help="The buyer's payment page (none for an M-Pesa prompt).")
@@ -383,6 +428,8 @@ class PaymentTransaction(ModelSQL, ModelView):
         cls._sql_constraints += [
             ('reference_uniq', Unique(t, t.reference),
                 'isp_billing.msg_payment_reference_unique'),
+            ('provider_receipt_uniq', Unique(t, t.provider_receipt),
+                'isp_billing.msg_payment_receipt_unique'),
             ]
         cls._sql_indexes.update({
                 Index(t, (t.provider_id, Index.Equality())),
@@ -470,49 +517,147 @@ class PaymentTransaction(ModelSQL, ModelView):
 
     @classmethod
     def process_notification(cls, transaction, notification, source='webhook',
-            headers=None, body=None, url=None):
+            headers=None, body=None, url=None, confirmation=None):
         """Apply a verified `notification` to `transaction` at most once and
         store it; return the verdict (see VERDICTS).
+
+        A status query's answer (`source` 'query') is applied as it is.  A
+        webhook's notification (authenticated, but its signature covers
+        some fields only, or none) is applied only as `confirmation` says:
+        the provider's status answer read just before (`confirmation_for`),
+        None when it could not be had.  A notification that changes
+        nothing (a repeat, a stale failure after the payment) needs none;
+        one the answer does not confirm is stored 'unconfirmed' and changes
+        nothing (when the answer tells another change, that answer is
+        applied as a query of its own).
 
         The transaction's row is locked first (ModelSQL.lock: SELECT ... FOR
         UPDATE NOWAIT on PostgreSQL; Tryton restarts the database
         transaction with the lock taken when it was not), then read again:
         a concurrent notification waits, then finds it applied."""
-        pool = Pool()
-        Notification = pool.get('isp.payment.notification')
         cls.lock([transaction])
         transaction = cls(transaction.id)
-        verdict, values = transaction._verdict(notification)
-        if verdict == 'applied' and notification.state == 'paid':
-            values.update(transaction._record_payment(values['paid_amount']))
-        if values:
-            cls.write([transaction], values)
-        Notification.create([{
-                    'transaction': transaction.id,
-                    'company': transaction.company.id,
-                    'source': source,
-                    'received_at': _now(),
-                    'state': notification.state,
-                    'amount': notification.amount,
-                    'currency_code': notification.currency,
-                    'provider_status': _text(
-                        notification.provider_status, 100),
-                    'verdict': verdict,
-                    'url': _text(redact_url(url), 2000),
-                    'headers': _text(redact_headers(headers)),
-                    'body': _text(body),
-                    }])
+        if source == 'query':
+            verdict = transaction._apply(notification)
+        elif not transaction.needs_confirmation(notification):
+            verdict, values = transaction._verdict(notification,
+                confirmed=False)
+            if values:
+                cls.write([transaction], values)
+        elif transaction.confirmed_by(notification, confirmation):
+            verdict = transaction._apply(confirmation,
+                receipt=notification.receipt)
+        else:
+            verdict = 'unconfirmed'
+            logger.warning("payment %s: %s %s notification not confirmed "
+                "by the provider (%s)", transaction.reference,
+                transaction.provider, notification.state,
+                confirmation.state if confirmation else 'no answer')
+            if (confirmation is not None and transaction.binds(confirmation)
+                    and transaction.needs_confirmation(confirmation)):
+                cls.process_notification(transaction, confirmation,
+                    source='query', body=_query_body(confirmation))
+        transaction._store(notification, verdict, source, headers=headers,
+            body=body, url=url)
         if verdict in REFUSED:
             logger.warning("payment %s: %s notification refused (%s)",
                 transaction.reference, transaction.provider, verdict)
         return verdict
 
-    def _verdict(self, notification):
-        "The verdict on a verified notification and the values to write"
+    @classmethod
+    def confirm_and_apply(cls, transaction, notification, **stored):
+        """Confirm a webhook's `notification` with the provider when it
+        would change `transaction`, then apply it under the locks: the
+        step a queue task runs for a notification already recorded
+        (`stored`: headers, body, url).  The webhook route runs the same
+        two halves with the status query outside any database
+        transaction."""
+        confirmation = None
+        if transaction.needs_confirmation(notification):
+            confirmation = transaction.query_status()
+        cls.lock_for_processing([transaction])
+        return cls.process_notification(transaction, notification,
+            confirmation=confirmation, **stored)
+
+    def needs_confirmation(self, notification):
+        """Whether `notification` would change the transaction (its state,
+        a review flag): only the provider's status answer may"""
+        verdict, values = self._verdict(notification, confirmed=False)
+        return verdict not in {'duplicate', 'ignored'} or bool(
+            values.get('review'))
+
+    def binds(self, answer):
+        """Whether `answer` (a notification or a status answer) is about
+        this payment: its reference, and its provider id where the
+        provider gives it at creation (M-Pesa CheckoutRequestID, Xendit
+        invoice, Duitku reference)"""
+        if answer.reference not in {None, self.reference}:
+            return False
+        adapter = gateways.ADAPTERS[self.gateway.provider]
+        return not (adapter.binds_provider_id and self.provider_id
+            and answer.provider_id != self.provider_id)
+
+    def confirmed_by(self, notification, confirmation):
+        "Whether the status answer `confirmation` confirms `notification`"
+        if confirmation is None or not self.binds(confirmation):
+            return False
+        over = {'failed', 'expired'}
+        if notification.state in over:
+            return confirmation.state in over and (
+                confirmation.reversal or not notification.reversal)
+        return confirmation.state == notification.state
+
+    def receipt_used(self, receipt):
+        "Whether another transaction was paid with the provider's `receipt`"
+        receipt = _text(receipt, 100)
+        if not receipt:
+            return False
+        with without_check_access():
+            return bool(self.search([
+                        ('provider_receipt', '=', receipt),
+                        ('id', '!=', self.id),
+                        ], limit=1))
+
+    def _apply(self, notification, receipt=''):
+        "Apply the provider's `notification`; return the verdict"
+        verdict, values = self._verdict(notification)
+        if verdict == 'applied' and notification.state == 'paid':
+            values.update(self._record_payment(values['paid_amount']))
+            receipt = _text(receipt or notification.receipt, 100)
+            if receipt and not self.receipt_used(receipt):
+                values['provider_receipt'] = receipt
+        if values:
+            self.write([self], values)
+        return verdict
+
+    def _store(self, notification, verdict, source, headers=None, body=None,
+            url=None):
+        "Store `notification` with its verdict (as text the database takes)"
+        pool = Pool()
+        Notification = pool.get('isp.payment.notification')
+        Notification.create([{
+                    'transaction': self.id,
+                    'company': self.company.id,
+                    'source': source,
+                    'received_at': _now(),
+                    'state': notification.state,
+                    'amount': notification.amount,
+                    'currency_code': _text(notification.currency, 10),
+                    'provider_status': _text(
+                        notification.provider_status, 100),
+                    'verdict': verdict,
+                    'url': _text(redact_url(url), 2000),
+                    'headers': _text(redact_headers(headers)),
+                    'body': redact_body(body),
+                    }])
+
+    def _verdict(self, notification, confirmed=True):
+        """The verdict on a verified notification and the values to write
+        (the provider's id is taken from a `confirmed` one only)"""
         state = notification.state
         values = {}
-        if notification.provider_id and not self.provider_id:
-            values['provider_id'] = notification.provider_id
+        if confirmed and notification.provider_id and not self.provider_id:
+            values['provider_id'] = _text(notification.provider_id, 100)
         if state == 'paid':
             if self.state == 'paid':
                 return 'duplicate', values
@@ -548,11 +693,14 @@ class PaymentTransaction(ModelSQL, ModelView):
             return 'applied', values
         if self.state == state:
             return 'duplicate', values
-        if self.state == 'paid' and not self.review:
+        if (self.state == 'paid' and notification.reversal
+                and not self.review):
             # a refund or chargeback: never undone silently
             values.update(review='reversed', review_note=_text(
                     'the provider reports %s' % (
                         notification.provider_status or state), 200))
+        # else a failure or expiry older than the payment: out of order,
+        # nothing to say
         return 'ignored', values
 
     def _record_payment(self, amount):
@@ -706,19 +854,17 @@ class PaymentTransaction(ModelSQL, ModelView):
         return locks
 
     def query_status(self):
-        """The provider's answer (a gateways.Notification), or None when it
-        does not know the payment yet (Midtrans before a method is chosen)
-        or cannot be asked now"""
-        adapter = self.gateway.get_adapter()
-        try:
-            return adapter.query_status(self.reference,
-                provider_id=self.provider_id)
-        except gateways.TransactionNotFound:
+        """The provider's answer (a gateways.Notification) about this
+        payment, or None when it does not know the payment yet (Midtrans
+        before a method is chosen), cannot be asked now or answers about
+        another payment"""
+        answer = ask_status(self.gateway.get_adapter(), self.reference,
+            self.provider_id)
+        if answer is not None and not self.binds(answer):
+            logger.warning("payment %s: the provider's status is about "
+                "another payment", self.reference)
             return None
-        except gateways.GatewayError as exception:
-            logger.warning("payment %s: status query failed: %s",
-                self.reference, exception)
-            return None
+        return answer
 
     @classmethod
     @ModelView.button
@@ -738,6 +884,20 @@ class _LockRows(TransactionError):
         locked = extras.setdefault('_lock_records', {})
         for table, ids in self.locks.items():
             locked.setdefault(table, []).extend(ids)
+
+
+def ask_status(adapter, reference, provider_id=None):
+    """`adapter`'s status answer about the payment, or None when the
+    provider does not know it or cannot be asked now (runs outside any
+    database transaction too: the webhook route's confirmation)"""
+    try:
+        return adapter.query_status(reference, provider_id=provider_id)
+    except gateways.TransactionNotFound:
+        return None
+    except gateways.GatewayError as exception:
+        logger.warning("payment %s: status query failed: %s",
+            reference, exception)
+        return None
 
 
 def _query_body(notification):
@@ -818,7 +978,7 @@ def new_pay_token():
     return secrets.token_urlsafe(16)
 
 
-class Invoice(metaclass=PoolMeta):
+class Invoice(SecretDefaultsMixin, metaclass=PoolMeta):
     __name__ = 'account.invoice'
 
     isp_payment_transactions = fields.One2Many(
@@ -848,9 +1008,14 @@ class Invoice(metaclass=PoolMeta):
         return new_pay_token()
 
     @classmethod
+    def _secret_defaults(cls):
+        # one token per invoice, also for invoices created together (a
+        # billing batch) and copied
+        return {**super()._secret_defaults(), 'isp_pay_token': new_pay_token}
+
+    @classmethod
     def copy(cls, invoices, default=None):
         default = default.copy() if default is not None else {}
-        default.setdefault('isp_pay_token', lambda data: new_pay_token())
         default.setdefault('isp_payment_transactions', None)
         return super().copy(invoices, default=default)
 

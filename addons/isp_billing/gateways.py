@@ -16,12 +16,18 @@ provider's documented HTTP API with `requests`:
   signed with MD5(merchantCode + amount + merchantOrderId + apiKey);
 - `MpesaAdapter`: Daraja OAuth (cached token), M-Pesa Express (STK push)
   and its status query; callbacks carry no signature, so the callback URL
-  holds a per-reference secret token and every callback is confirmed by a
-  status query.
+  holds a per-reference secret token.
+
+Authenticating a notification (`verify_notification`) never makes it true:
+a signature covers some fields only (Midtrans: order_id, status_code and
+gross_amount; Duitku: merchantCode, amount and merchantOrderId), Xendit's
+token and M-Pesa's URL token only say who sent it.  The Tryton side applies
+a change of state only as `query_status` reports it (docs/payments.md).
 
 The interface::
 
-    adapter = MidtransAdapter(base_url, credentials, sandbox=True, timeout=10)
+    adapter = MidtransAdapter(base_url, credentials, sandbox=True, timeout=10,
+        secrets=())                          # masked in errors and logs
     request = adapter.create_payment(reference, amount, currency, customer,
         callback_url, return_url)            # -> PaymentRequest
     adapter.query_status(reference, provider_id=None)   # -> Notification
@@ -36,7 +42,9 @@ never rounded. `Notification.state` is one of `STATES`; the provider's own
 status is kept in `provider_status` and the decoded payload in `raw`.
 
 Errors raise `GatewayError` (provider, message, HTTP status, provider code);
-messages and log lines never contain credentials.
+messages and log lines never contain credentials: the provider's own
+message is kept without the `secrets` given to the adapter (the values of
+the account's credential fields, `Gateway.CREDENTIAL_FIELDS`).
 """
 import base64
 import hashlib
@@ -52,6 +60,8 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 
 import requests
+
+from trytond.modules.isp_base.messaging import redact_secrets
 
 __all__ = [
     'ADAPTERS', 'STATES', 'Adapter', 'DuitkuAdapter', 'GatewayError',
@@ -123,7 +133,10 @@ class Notification:
 
     `amount` is None when the provider does not say it (M-Pesa status query).
     `reference` is None when the provider does not echo it (an M-Pesa
-    callback parsed without its URL).
+    callback parsed without its URL).  `reversal` is True when a failed
+    state undoes a payment (Midtrans refund, chargeback, cancel of a
+    capture); `receipt` is the provider's receipt number of a payment
+    (M-Pesa's MpesaReceiptNumber).
     """
     reference: str | None
     state: str
@@ -133,6 +146,8 @@ class Notification:
     provider_status: str = ''
     message: str = ''
     raw: dict = field(default_factory=dict, repr=False, compare=False)
+    reversal: bool = False
+    receipt: str = ''
 
 
 @dataclass(frozen=True)
@@ -165,27 +180,42 @@ def _text(value):
     return str(value)
 
 
+def _string(value):
+    "A text field of a decoded body: '' for anything that is not text"
+    return value if isinstance(value, str) else ''
+
+
 def _json_body(body, provider):
     try:
         data = json.loads(_text(body) or 'null')
-    except ValueError:
+    except (ValueError, RecursionError):
+        # RecursionError: nested deeper than the interpreter's stack
         raise NotificationError(provider, "the body is not JSON") from None
     if not isinstance(data, dict):
         raise NotificationError(provider, "the body is not a JSON object")
     return data
 
 
+#: The largest amount a notification may tell (and its most decimals):
+#: anything beyond is not a payment and would not fit the database.
+MAX_AMOUNT = Decimal(10) ** 15
+MAX_DECIMALS = 6
+
+
 def _decimal(value, provider, what='amount'):
     if value is None or value == '':
         return None
+    if isinstance(value, bool) or not isinstance(
+            value, str | int | float | Decimal):
+        raise NotificationError(provider, "%s is not a number" % what)
     try:
-        result = Decimal(str(value))
+        result = Decimal(str(value)[:100])
     except (InvalidOperation, ValueError):
-        raise NotificationError(provider, "%s %r is not a number"
-            % (what, value)) from None
-    if not result.is_finite():
-        raise NotificationError(provider, "%s %r is not a number"
-            % (what, value))
+        raise NotificationError(provider, "%s is not a number"
+            % what) from None
+    if (not result.is_finite() or abs(result) >= MAX_AMOUNT
+            or result.as_tuple().exponent < -MAX_DECIMALS):
+        raise NotificationError(provider, "%s is out of bounds" % what)
     return result
 
 
@@ -201,9 +231,12 @@ class Adapter:
     currencies = ()
     sandbox_url = production_url = ''
     required_credentials = ()
+    #: Whether the provider's id of a payment is known from its creation
+    #: (a notification must then carry that same id)
+    binds_provider_id = True
 
     def __init__(self, base_url=None, credentials=None, sandbox=True,
-            timeout=10.0, session=None):
+            timeout=10.0, session=None, secrets=()):
         credentials = dict(credentials or {})
         missing = [k for k in self.required_credentials
             if not credentials.get(k)]
@@ -216,6 +249,8 @@ class Adapter:
         self.base_url = (base_url or default).rstrip('/')
         self.timeout = timeout
         self.session = session or requests.Session()
+        #: the credentials never to keep in errors or logs
+        self.secrets = tuple(s for s in secrets if s)
 
     def __repr__(self):
         return '<%s %s>' % (self.__class__.__name__, self.base_url)
@@ -297,9 +332,13 @@ class Adapter:
 
     def _error(self, response, data, default="unexpected answer",
             cls=GatewayError):
+        "The error of an answer, without the credentials it may echo"
         message, code = self._error_details(data)
         if not message:
             message = (response.text or '').strip()[:200] or default
+        message = redact_secrets(_text(message)[:500], self.secrets)
+        if code is not None:
+            code = redact_secrets(_text(code)[:100], self.secrets)
         return cls(self.provider, message, status=response.status_code,
             code=code)
 
@@ -326,11 +365,33 @@ class MidtransAdapter(Adapter):
     sandbox_api_url = 'https://api.sandbox.midtrans.com'
     production_api_url = 'https://api.midtrans.com'
     required_credentials = ('server_key',)
+    # transaction_id is learnt from the notifications, several per order
+    binds_provider_id = False
+    #: transaction_status: the status_codes Midtrans sends with it in a
+    #: notification (the status_code is signed, transaction_status is not)
+    STATUS_CODES = {
+        'settlement': {'200'},
+        'pending': {'201'},
+        'authorize': {'200'},
+        'deny': {'202'},
+        'expire': {'202'},
+        'cancel': {'200', '202'},
+        'failure': {'202'},
+        'refund': {'200'},
+        'partial_refund': {'200'},
+        'chargeback': {'200'},
+        'partial_chargeback': {'200'},
+        }
+    #: capture: its status_code by fraud_status (also unsigned)
+    CAPTURE_CODES = {'accept': '200', 'challenge': '201', 'deny': '202'}
+    #: Statuses that undo a payment (after a capture or a settlement)
+    REVERSALS = {'refund', 'partial_refund', 'chargeback',
+        'partial_chargeback', 'cancel'}
 
     def __init__(self, base_url=None, credentials=None, sandbox=True,
-            timeout=10.0, session=None, api_base_url=None):
+            timeout=10.0, session=None, api_base_url=None, secrets=()):
         super().__init__(base_url, credentials, sandbox=sandbox,
-            timeout=timeout, session=session)
+            timeout=timeout, session=session, secrets=secrets)
         default = self.sandbox_api_url if sandbox else self.production_api_url
         self.api_base_url = (api_base_url or base_url or default).rstrip('/')
 
@@ -394,8 +455,9 @@ class MidtransAdapter(Adapter):
             raw=data)
 
     def query_status(self, reference, provider_id=None):
+        # by order_id, ours: a transaction_id comes from unsigned fields
         url = '%s/v2/%s/status' % (self.api_base_url,
-            urllib.parse.quote(provider_id or reference, safe=''))
+            urllib.parse.quote(reference, safe=''))
         response, data = self._request('GET', url, auth=self._auth,
             headers={'Accept': 'application/json'})
         code = str((data or {}).get('status_code') or '')
@@ -422,12 +484,29 @@ class MidtransAdapter(Adapter):
         if not all(isinstance(v, str) and v for v in fields):
             return False
         order_id, status_code, gross_amount, signature = fields
-        return _same(signature,
-            self.signature(order_id, status_code, gross_amount))
+        if not _same(signature,
+                self.signature(order_id, status_code, gross_amount)):
+            return False
+        # transaction_status and fraud_status are not signed: they must
+        # tell the state of the signed status_code
+        return status_code in self.status_codes(
+            _string(data.get('transaction_status')),
+            _string(data.get('fraud_status')))
+
+    @classmethod
+    def status_codes(cls, transaction_status, fraud_status=None):
+        "The status_codes a notification of this status may carry"
+        if transaction_status == 'capture':
+            code = cls.CAPTURE_CODES.get(fraud_status or 'accept')
+            return {code} if code else set()
+        if transaction_status == 'settlement' and fraud_status == 'deny':
+            return set()
+        return cls.STATUS_CODES.get(transaction_status, set())
 
     def parse_notification(self, headers, body, url=None):
         data = _json_body(body, self.provider)
-        if not data.get('order_id') or not data.get('transaction_status'):
+        if not (_string(data.get('order_id'))
+                and _string(data.get('transaction_status'))):
             raise NotificationError(self.provider,
                 "order_id or transaction_status is missing")
         return self._notification(data)
@@ -449,17 +528,19 @@ class MidtransAdapter(Adapter):
         return FAILED
 
     def _notification(self, data):
-        status = data.get('transaction_status') or ''
-        fraud = data.get('fraud_status')
+        status = _string(data.get('transaction_status'))
+        fraud = _string(data.get('fraud_status'))
+        state = self.state(status, fraud)
         return Notification(
-            reference=data.get('order_id'),
-            state=self.state(status, fraud),
+            reference=_string(data.get('order_id')) or None,
+            state=state,
             amount=_decimal(data.get('gross_amount'), self.provider),
-            currency=data.get('currency') or 'IDR',
-            provider_id=data.get('transaction_id'),
+            currency=_string(data.get('currency')) or 'IDR',
+            provider_id=_string(data.get('transaction_id')) or None,
             provider_status=status + ('/' + fraud if fraud else ''),
-            message=data.get('status_message') or '',
-            raw=data)
+            message=_string(data.get('status_message')),
+            raw=data,
+            reversal=state == FAILED and status in self.REVERSALS)
 
 
 # -- Xendit -------------------------------------------------------------------
@@ -562,7 +643,8 @@ class XenditAdapter(Adapter):
 
     def parse_notification(self, headers, body, url=None):
         data = _json_body(body, self.provider)
-        if not data.get('external_id') or not data.get('status'):
+        if not (_string(data.get('external_id'))
+                and _string(data.get('status'))):
             raise NotificationError(self.provider,
                 "external_id or status is missing")
         return self._notification(data)
@@ -579,18 +661,18 @@ class XenditAdapter(Adapter):
         return FAILED
 
     def _notification(self, data):
-        status = (data.get('status') or '').upper()
+        status = _string(data.get('status')).upper()
         amount = data.get('amount')
         if self.state(status) == PAID and data.get('paid_amount') is not None:
             amount = data['paid_amount']
         return Notification(
-            reference=data.get('external_id'),
+            reference=_string(data.get('external_id')) or None,
             state=self.state(status),
             amount=_decimal(amount, self.provider),
-            currency=data.get('currency') or 'IDR',
-            provider_id=data.get('id'),
+            currency=_string(data.get('currency')) or 'IDR',
+            provider_id=_string(data.get('id')) or None,
             provider_status=status,
-            message=data.get('payment_method') or '',
+            message=_string(data.get('payment_method')),
             raw=data)
 
 
@@ -667,8 +749,8 @@ class DuitkuAdapter(Adapter):
             raise self._error(response, data, cls=TransactionNotFound)
         if response.status_code != 200 or not isinstance(data, dict):
             raise self._error(response, data)
-        status = str(data.get('statusCode') or '')
-        message = data.get('statusMessage') or ''
+        status = _string(data.get('statusCode'))
+        message = _string(data.get('statusMessage'))
         if status == '00':
             state = PAID
         elif status == '01':
@@ -678,11 +760,11 @@ class DuitkuAdapter(Adapter):
         else:
             state = FAILED
         return Notification(
-            reference=data.get('merchantOrderId') or reference,
+            reference=_string(data.get('merchantOrderId')) or reference,
             state=state,
             amount=_decimal(data.get('amount'), self.provider),
             currency='IDR',
-            provider_id=data.get('reference'),
+            provider_id=_string(data.get('reference')) or None,
             provider_status=status,
             message=message,
             raw=data)
@@ -691,7 +773,8 @@ class DuitkuAdapter(Adapter):
         text = _text(body).strip()
         if text.startswith('{'):
             data = _json_body(text, self.provider)
-            return {k: _text(v) if v is not None else ''
+            return {k: v if isinstance(v, str) else (
+                    '' if v is None or isinstance(v, dict | list) else str(v))
                 for k, v in data.items()}
         try:
             pairs = urllib.parse.parse_qsl(text, keep_blank_values=True,
@@ -706,14 +789,13 @@ class DuitkuAdapter(Adapter):
             data = self._form(body)
         except NotificationError:
             return False
-        code, amount, order = (data.get('merchantCode'), data.get('amount'),
-            data.get('merchantOrderId'))
-        if not (code and amount and order and data.get('signature')):
+        code, amount, order, signature = (_string(data.get(k)) for k in (
+                'merchantCode', 'amount', 'merchantOrderId', 'signature'))
+        if not (code and amount and order and signature):
             return False
         if not _same(code, self.credentials['merchant_code']):
             return False
-        return _same(data['signature'].lower(),
-            self._md5(code, amount, order))
+        return _same(signature.lower(), self._md5(code, amount, order))
 
     def parse_notification(self, headers, body, url=None):
         data = self._form(body)
@@ -726,7 +808,7 @@ class DuitkuAdapter(Adapter):
             state=PAID if result == '00' else FAILED,
             amount=_decimal(data.get('amount'), self.provider),
             currency='IDR',
-            provider_id=data.get('reference'),
+            provider_id=data.get('reference') or None,
             provider_status=result,
             message=data.get('paymentCode') or '',
             raw=data)
@@ -947,48 +1029,45 @@ class MpesaAdapter(Adapter):
         callback = (data.get('Body') or {}).get('stkCallback') if isinstance(
             data.get('Body'), dict) else None
         if (not isinstance(callback, dict)
-                or not callback.get('CheckoutRequestID')
-                or 'ResultCode' not in callback):
+                or not _string(callback.get('CheckoutRequestID'))
+                or not isinstance(callback.get('ResultCode'), int | str)):
             raise NotificationError(self.provider,
                 "Body.stkCallback with CheckoutRequestID and ResultCode "
                 "is missing")
         return data, callback
 
     def verify_notification(self, headers, body, url=None):
-        """The token of the callback URL matches its reference, and a status
-        query confirms the callback's outcome (network: may raise
-        `GatewayError` when Daraja cannot be asked)."""
+        """The token of the callback URL matches its reference (it says the
+        URL came from us, nothing about the body: the Tryton side binds the
+        body's CheckoutRequestID to the payment and confirms its outcome
+        with a status query)."""
         query = self._url_query(url)
         reference, token = query.get('reference'), query.get('token')
-        if not reference or not _same(token, self.callback_token(reference)):
-            return False
-        try:
-            _, callback = self._callback(body)
-        except NotificationError:
-            return False
-        claimed = self.state(callback['ResultCode'])
-        confirmed = self.query_status(reference,
-            provider_id=callback['CheckoutRequestID'])
-        if claimed == PAID:
-            return confirmed.state == PAID
-        # a failure only once Daraja reports the transaction over and unpaid
-        return confirmed.state in {FAILED, EXPIRED}
+        return bool(reference) and _same(
+            token, self.callback_token(reference))
 
     def parse_notification(self, headers, body, url=None):
         data, callback = self._callback(body)
-        items = (callback.get('CallbackMetadata') or {}).get('Item') or []
+        metadata = callback.get('CallbackMetadata')
+        items = metadata.get('Item') if isinstance(metadata, dict) else None
         metadata = {i.get('Name'): i.get('Value')
-            for i in items if isinstance(i, dict)}
+            for i in items if isinstance(i, dict)
+            and isinstance(i.get('Name'), str)} if isinstance(
+                items, list) else {}
         result = _text(callback['ResultCode'])
+        state = self.state(result)
+        receipt = metadata.get('MpesaReceiptNumber')
         return Notification(
             reference=self._url_query(url).get('reference'),
-            state=self.state(result),
+            state=state,
             amount=_decimal(metadata.get('Amount'), self.provider),
             currency='KES',
             provider_id=callback['CheckoutRequestID'],
             provider_status=result,
             message=_text(callback.get('ResultDesc')),
-            raw=data)
+            raw=data,
+            receipt=receipt if state == PAID and isinstance(receipt, str)
+            else '')
 
     def answer(self, status=200, reason=''):
         if 200 <= status < 300:

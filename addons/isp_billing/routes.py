@@ -8,17 +8,24 @@ input:
 1. the body is size-limited and the order reference read from it (M-Pesa:
    from the callback URL); an unknown reference is answered 404 without any
    side effect;
-2. the notification is verified with the account of THAT transaction
-   (signature, callback token, or M-Pesa's URL token plus a status query,
-   made outside any database transaction); forged: 403, nothing stored;
-3. a database transaction starting with the transaction's row locked
+2. the notification is authenticated with the account of THAT transaction
+   (signature, callback token, M-Pesa's URL token; Midtrans: the signed
+   status_code must be the one of the unsigned transaction_status); forged:
+   403, nothing stored; a body about another payment (provider id) or with a
+   receipt already used: 403 / 409, nothing stored;
+3. when it would change the transaction, the provider's status API is asked
+   (outside any database transaction): what it answers is applied, never
+   the notification's unsigned fields;
+4. a database transaction starting with the transaction's row locked
    (``SELECT ... FOR UPDATE NOWAIT``, retried while a concurrent
    notification holds it) re-reads it, checks amount and currency, applies
-   the notification at most once and stores it raw;
-4. the answer leaves only once that is committed: 2xx when applied or
-   already applied, 422 when refused (wrong amount or currency, flagged for
-   staff), 503 when the lock or the provider could not be had (the provider
-   retries, the reconciliation cron catches up).
+   the confirmed state at most once and stores the notification (text the
+   database takes, without its signature);
+5. the answer leaves only once that is committed: 2xx when applied, already
+   applied or out of date, 422 when refused (wrong amount or currency,
+   flagged for staff), 503 when the lock could not be had or the status
+   API did not confirm (the notification is stored 'unconfirmed'; the
+   provider retries, the reconciliation cron applies what the API says).
 
 ``GET /<database_name>/isp_billing/pay/<token>``: the public payment link of
 an invoice (sent in the notices, printed as the QR code): opens an online
@@ -36,13 +43,14 @@ import time
 import urllib.parse
 
 from trytond import backend
+from trytond.model.exceptions import SQLConstraintError
 from trytond.protocols.wrappers import HTTPStatus, Response, with_pool
 from trytond.transaction import Transaction, TransactionError
 from trytond.wsgi import app
 
 from .exceptions import PaymentGatewayError, PaymentOnlineError
-from .gateway import REFUSED
-from .gateways import ADAPTERS, GatewayError, NotificationError
+from .gateway import REFUSED, ask_status
+from .gateways import ADAPTERS, NotificationError
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +58,8 @@ logger = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024
 #: Seconds a notification waits for the row lock held by a concurrent one.
 LOCK_WAIT = 15
+#: What an order reference may look like (ours are 12 letters and digits)
+REFERENCE = re.compile(r'[A-Za-z0-9_.~-]{1,64}')
 
 
 def _answer(provider, status, reason=''):
@@ -65,14 +75,15 @@ def reference_of(provider, body, url):
     None"""
     if provider == 'mpesa':
         query = urllib.parse.urlsplit(url or '').query
-        return dict(urllib.parse.parse_qsl(query)).get('reference') or None
+        value = dict(urllib.parse.parse_qsl(query)).get('reference')
+        return value if value and REFERENCE.fullmatch(value) else None
     text = body.decode('utf-8', 'replace').strip()
     if provider == 'duitku' and not text.startswith('{'):
         data = dict(urllib.parse.parse_qsl(text, keep_blank_values=True))
     else:
         try:
             data = json.loads(text or 'null')
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
     if not isinstance(data, dict):
         return None
@@ -82,7 +93,8 @@ def reference_of(provider, body, url):
         'duitku': 'merchantOrderId',
         }[provider]
     value = data.get(key)
-    return value if isinstance(value, str) and value else None
+    return value if isinstance(value, str) and REFERENCE.fullmatch(
+        value) else None
 
 
 def run_locked(pool, context, locks, func, wait=LOCK_WAIT):
@@ -144,7 +156,7 @@ def webhook(request, pool, provider):
     headers = list(request.headers.items())
     context = {'_request': request.context}
 
-    # 1. which transaction, whose account (read only)
+    # 1. which transaction, whose account, genuine? (read only, no network)
     reference = reference_of(provider, body, url)
     if not reference:
         return _answer(provider, HTTPStatus.BAD_REQUEST, 'no reference')
@@ -160,19 +172,50 @@ def webhook(request, pool, provider):
             return _answer(provider, HTTPStatus.NOT_FOUND,
                 'unknown reference')
         record, = found
-        record_id = record.id
         adapter = record.gateway.get_adapter()
+        refusal = _refusal(record, adapter, headers, body, url)
+        if isinstance(refusal, Response):
+            return refusal
+        notification = refusal
+        record_id, provider_id = record.id, record.provider_id
         locks = PaymentTransaction.locks_for([record])
+        confirm = record.needs_confirmation(notification)
 
-    # 2. genuine? (M-Pesa asks Daraja: no database transaction is held)
+    # 2. a change is applied as the provider's status API tells it (asked
+    # outside any database transaction)
+    confirmation = (ask_status(adapter, reference, provider_id) if confirm
+        else None)
+
+    # 3. apply once, under the row lock; answer once committed
+    def apply():
+        PaymentTransaction = pool.get('isp.payment.transaction')
+        return PaymentTransaction.process_notification(
+            PaymentTransaction(record_id), notification, source='webhook',
+            headers=headers, body=body, url=url, confirmation=confirmation)
     try:
-        genuine = adapter.verify_notification(headers, body, url=url)
-    except GatewayError as exception:
-        logger.warning("%s webhook %s: cannot verify now: %s", provider,
-            reference, exception)
+        verdict = run_locked(pool, context, locks, apply)
+    except (SQLConstraintError, backend.DatabaseIntegrityError):
+        # the receipt was recorded by a concurrent notification meanwhile
+        logger.warning("%s webhook %s: receipt already used", provider,
+            reference)
+        return _answer(provider, HTTPStatus.CONFLICT, 'receipt already used')
+    except backend.DatabaseOperationalError:
+        logger.warning("%s webhook %s: busy, asked to retry", provider,
+            reference)
+        return _answer(provider, HTTPStatus.SERVICE_UNAVAILABLE, 'busy')
+    if verdict in REFUSED:
+        return _answer(provider, HTTPStatus.UNPROCESSABLE_ENTITY, verdict)
+    if verdict == 'unconfirmed':
         return _answer(provider, HTTPStatus.SERVICE_UNAVAILABLE,
-            'cannot verify now')
-    if not genuine:
+            'not confirmed by the status API yet')
+    return _answer(provider, HTTPStatus.OK)
+
+
+def _refusal(record, adapter, headers, body, url):
+    """The answer refusing the notification for payment `record`, or the
+    notification (authenticated, decoded and about that payment)"""
+    provider, reference = adapter.provider, record.reference
+    if not adapter.verify_notification(headers, body, url=url):
         logger.warning("%s webhook %s: not genuine, refused", provider,
             reference)
         return _answer(provider, HTTPStatus.FORBIDDEN, 'invalid signature')
@@ -182,22 +225,17 @@ def webhook(request, pool, provider):
         return _answer(provider, HTTPStatus.BAD_REQUEST, 'malformed')
     if notification.reference not in {None, reference}:
         return _answer(provider, HTTPStatus.BAD_REQUEST, 'reference mismatch')
-
-    # 3. apply once, under the row lock; answer once committed
-    def apply():
-        PaymentTransaction = pool.get('isp.payment.transaction')
-        return PaymentTransaction.process_notification(
-            PaymentTransaction(record_id), notification, source='webhook',
-            headers=headers, body=body, url=url)
-    try:
-        verdict = run_locked(pool, context, locks, apply)
-    except backend.DatabaseOperationalError:
-        logger.warning("%s webhook %s: busy, asked to retry", provider,
-            reference)
-        return _answer(provider, HTTPStatus.SERVICE_UNAVAILABLE, 'busy')
-    if verdict in REFUSED:
-        return _answer(provider, HTTPStatus.UNPROCESSABLE_ENTITY, verdict)
-    return _answer(provider, HTTPStatus.OK)
+    if not record.binds(notification):
+        # M-Pesa: the body of another payment sent to this payment's URL
+        logger.warning("%s webhook %s: body of another payment, refused",
+            provider, reference)
+        return _answer(provider, HTTPStatus.FORBIDDEN,
+            'not this payment')
+    if notification.receipt and record.receipt_used(notification.receipt):
+        logger.warning("%s webhook %s: receipt already used, refused",
+            provider, reference)
+        return _answer(provider, HTTPStatus.CONFLICT, 'receipt already used')
+    return notification
 
 
 TOKEN = re.compile(r'[A-Za-z0-9_-]{16,64}')

@@ -10,7 +10,9 @@ with invoices of its own.  Concurrency on PostgreSQL is tested in
 tests/test_payment_webhooks.py.
 """
 import contextlib
+import copy
 import datetime as dt
+import json
 import pathlib
 import sys
 import urllib.parse
@@ -48,6 +50,58 @@ from tools.fake_gateways import (  # noqa: E402
 )
 
 AMOUNT = Decimal('250000')
+
+
+def _stk(payload):
+    "The stkCallback of an M-Pesa callback payload"
+    return payload['Body']['stkCallback']
+
+
+def _stk_paid(payload, receipt='RCP0000001', amount=250000):
+    "An M-Pesa callback payload made a success (ResultCode 0)"
+    _stk(payload).update(ResultCode=0, ResultDesc='Success',
+        CallbackMetadata={'Item': [{'Name': 'Amount', 'Value': amount},
+                {'Name': 'MpesaReceiptNumber', 'Value': receipt}]})
+    return payload
+
+
+#: (provider, the genuine event, what is altered, alteration of its
+#: decoded body, expected answer): each alteration of fields the provider
+#: does not sign (or, Xendit, of any field) to claim a payment, starting
+#: from a genuine notification that tells none
+TAMPERS = [
+    ('midtrans', 'notify', 'transaction_status of a pending (201)',
+        lambda p: {**p, 'transaction_status': 'settlement'}, 403),
+    ('midtrans', 'notify', 'transaction_status and fraud_status (201)',
+        lambda p: {**p, 'transaction_status': 'capture',
+            'fraud_status': 'accept'}, 403),
+    ('midtrans', 'expire', 'transaction_status of an expiry (202)',
+        lambda p: {**p, 'transaction_status': 'settlement'}, 403),
+    ('midtrans', 'fail', 'fraud_status of a denied capture (202)',
+        lambda p: {**p, 'transaction_status': 'capture',
+            'fraud_status': 'accept'}, 403),
+    ('midtrans', 'fail', 'transaction_status of a deny (202)',
+        lambda p: {**p, 'transaction_status': 'settlement',
+            'fraud_status': 'accept'}, 403),
+    ('xendit', 'expire', 'status',
+        lambda p: {**p, 'status': 'PAID', 'paid_amount': p['amount']}, 503),
+    ('xendit', 'expire', 'status SETTLED',
+        lambda p: {**p, 'status': 'SETTLED'}, 503),
+    ('xendit', 'expire', 'id (another invoice)',
+        lambda p: {**p, 'status': 'PAID', 'id': 'f' * 24}, 403),
+    ('duitku', 'fail', 'resultCode',
+        lambda p: {**p, 'resultCode': '00'}, 503),
+    ('duitku', 'fail', 'reference (another payment)',
+        lambda p: {**p, 'resultCode': '00', 'reference': 'DX0000OTHER'},
+        403),
+    ('mpesa', 'fail', 'ResultCode of a cancelled prompt',
+        _stk_paid, 503),
+    ('mpesa', 'expire', 'ResultCode of an unanswered prompt',
+        _stk_paid, 503),
+    ('mpesa', 'fail', 'CheckoutRequestID (another payment)',
+        lambda p: _stk_paid(p) and {'Body': {'stkCallback': {
+                    **_stk(p), 'CheckoutRequestID': 'ws_CO_OTHER'}}}, 403),
+    ]
 
 
 class PaymentGatewayTestCase(RouteTestCase):
@@ -136,6 +190,14 @@ class PaymentGatewayTestCase(RouteTestCase):
             if reference is None or reference in d.url
             or reference.encode() in d.body]
 
+    def replay_payload(self, delivery, payload):
+        "Post `delivery` with its body replaced by `payload`, encoded alike"
+        if 'json' in delivery.headers.get('Content-Type', ''):
+            body = json.dumps(payload).encode()
+        else:
+            body = urllib.parse.urlencode(payload).encode()
+        return self.replay(delivery, body=body)
+
     def replay(self, delivery, **kwargs):
         "Post a captured callback to the route, as the provider would"
         parts = urllib.parse.urlsplit(delivery.url)
@@ -150,12 +212,14 @@ class PaymentGatewayTestCase(RouteTestCase):
             pool = Pool()
             Invoice = pool.get('account.invoice')
             PaymentTransaction = pool.get('isp.payment.transaction')
-            invoice = Invoice(invoice_id)
             payment, = PaymentTransaction.search(
                 [('reference', '=', reference)])
+            invoice = Invoice(invoice_id if invoice_id is not None
+                else payment.document.id)
             return (invoice.state, payment.state, payment.review,
                 sorted(n.verdict for n in payment.notifications),
-                len(invoice.payment_lines))
+                len(invoice.payment_lines) if invoice_id is not None
+                else None)
 
     # -- opening payments ---------------------------------------------------
 
@@ -369,14 +433,9 @@ class PaymentGatewayTestCase(RouteTestCase):
             with self.subTest(provider=provider):
                 (invoice_id, reference), = self.open_payment(provider)
                 fake = self.fakes[provider]
-                if provider == 'mpesa':
-                    # Daraja signs nothing: a paid claim is caught by the
-                    # status query, a wrong URL token at once
-                    fake.claim_paid(reference)
-                else:
-                    fake.pay(reference)
-                    fake.callbacks.clear()
-                    fake.notify(reference, bad_signature=True)
+                fake.pay(reference)
+                fake.callbacks.clear()
+                fake.notify(reference, bad_signature=True)
                 delivery, = self.deliveries(provider, reference)
                 response = self.replay(delivery)
                 self.assertIn(response.status_code, {401, 403})
@@ -467,17 +526,236 @@ class PaymentGatewayTestCase(RouteTestCase):
             ('paid', 'paid', 'document_settled', ['applied'], 1))
 
     def test_webhook_reversed(self):
-        "A refund after payment is never applied silently"
-        (invoice_id, reference), = self.open_payment('midtrans')
+        """A refund after payment is never applied silently: flagged once
+        the status API confirms it; a refund it does not confirm flags
+        nothing"""
+        (invoice_id, reference), (_, claimed) = self.open_payment(
+            'midtrans', count=2)
         fake = self.fakes['midtrans']
-        fake.pay(reference)
-        delivery, = self.deliveries('midtrans', reference)
-        self.replay(delivery)
-        fake.fail(reference)
+        for ref in [reference, claimed]:
+            fake.pay(ref)
+            delivery, = self.deliveries('midtrans', ref)
+            self.assertEqual(self.replay(delivery).status_code, 200)
+        fake.refund(reference)
         delivery = self.deliveries('midtrans', reference)[-1]
+        self.assertEqual(delivery.payload['transaction_status'], 'refund')
         self.assertEqual(self.replay(delivery).status_code, 200)
         self.assertEqual(self.state(invoice_id, reference),
             ('paid', 'paid', 'reversed', ['applied', 'ignored'], 1))
+        delivery, = fake.claim(claimed, 'refunded')
+        self.assertEqual(self.replay(delivery).status_code, 503)
+        self.assertEqual(self.state(None, claimed)[1:],
+            ('paid', None, ['applied', 'unconfirmed'], None))
+
+    # -- what the signatures do not cover ------------------------------------
+
+    def test_webhook_tampered_unsigned_fields(self):
+        """Each unsigned field of each gateway altered to claim a payment:
+        refused (403, nothing stored) or not confirmed by the status API
+        (503, stored 'unconfirmed', the API's own state applied): nothing
+        is paid"""
+        for provider, event, altered, alter, status in TAMPERS:
+            with self.subTest(provider=provider, altered=altered):
+                (invoice_id, reference), = self.open_payment(provider)
+                getattr(self.fakes[provider], event)(reference)
+                delivery = self.deliveries(provider, reference)[-1]
+                payload = alter(copy.deepcopy(delivery.payload))
+                response = self.replay_payload(delivery, payload)
+                self.assertEqual(response.status_code, status,
+                    response.data)
+                invoice, state, review, verdicts, lines = self.state(
+                    invoice_id, reference)
+                self.assertEqual((invoice, review, lines),
+                    ('posted', None, 0))
+                self.assertNotEqual(state, 'paid')
+                if status == 403:
+                    self.assertEqual((state, verdicts), ('pending', []))
+                else:
+                    self.assertIn('unconfirmed', verdicts)
+
+    def test_webhook_unsigned_fields_of_a_payment(self):
+        """A genuine payment whose unsigned amount or currency was altered
+        is paid as the status API tells, never refused nor flagged"""
+        for provider, alter in [
+                ('midtrans', lambda p: {**p, 'currency': 'USD'}),
+                ('xendit', lambda p: {**p, 'paid_amount': 1000,
+                        'currency': 'USD'}),
+                ('mpesa', lambda p: _stk_paid(p, receipt=_stk(p)[
+                            'CallbackMetadata']['Item'][1]['Value'],
+                        amount=1)),
+                ]:
+            with self.subTest(provider=provider):
+                (invoice_id, reference), = self.open_payment(provider)
+                self.fakes[provider].pay(reference)
+                delivery, = self.deliveries(provider, reference)
+                response = self.replay_payload(delivery,
+                    alter(copy.deepcopy(delivery.payload)))
+                self.assertEqual(response.status_code, 200, response.data)
+                self.assertEqual(self.state(invoice_id, reference),
+                    ('paid', 'paid', None, ['applied'], 1))
+
+    def test_webhook_claims_not_confirmed(self):
+        """Authenticated notifications (a leaked key or token) telling a
+        payment the gateway does not know change nothing"""
+        for provider in ['midtrans', 'xendit', 'duitku', 'mpesa']:
+            with self.subTest(provider=provider):
+                (invoice_id, reference), = self.open_payment(provider)
+                delivery, = self.fakes[provider].claim(reference, 'paid')
+                response = self.replay(delivery)
+                self.assertEqual(response.status_code, 503, response.data)
+                self.assertEqual(self.state(invoice_id, reference),
+                    ('posted', 'pending', None, ['unconfirmed'], 0))
+
+    def test_webhook_status_api_down(self):
+        """A genuine payment while the status API is down: stored
+        'unconfirmed', the payment pending and answered 503; the
+        reconciliation, or the confirm-and-apply step a queue task runs,
+        applies it once the API answers"""
+        for provider in ['midtrans', 'xendit', 'duitku', 'mpesa']:
+            with self.subTest(provider=provider):
+                (invoice_id, reference), = self.open_payment(provider)
+                fake = self.fakes[provider]
+                fake.pay(reference)
+                delivery, = self.deliveries(provider, reference)
+                fake.fail_api(None, status=503)
+                try:
+                    response = self.replay(delivery)
+                finally:
+                    fake.clear_faults()
+                self.assertEqual(response.status_code, 503)
+                self.assertEqual(self.state(invoice_id, reference),
+                    ('posted', 'pending', None, ['unconfirmed'], 0))
+
+                def apply(provider=provider, reference=reference,
+                        delivery=delivery):
+                    PaymentTransaction = Pool().get(
+                        'isp.payment.transaction')
+                    payment, = PaymentTransaction.search(
+                        [('reference', '=', reference)])
+                    if provider == 'midtrans':
+                        PaymentTransaction.check_status([payment])
+                        return
+                    parts = urllib.parse.urlsplit(delivery.url)
+                    adapter = payment.gateway.get_adapter()
+                    notification = adapter.parse_notification(
+                        delivery.headers, delivery.body,
+                        url=parts.path + '?' + parts.query)
+                    PaymentTransaction.confirm_and_apply(payment,
+                        notification, body=delivery.body)
+                self.locked(apply)
+                self.assertEqual(self.state(invoice_id, reference)[::2],
+                    ('paid', None, 1))
+
+    def test_webhook_mpesa_bound_to_its_payment(self):
+        """M-Pesa: the body of payment X sent to payment Y's URL is refused,
+        and a receipt already recorded for X never pays Y"""
+        (x_id, x_ref), (y_id, y_ref) = self.open_payment('mpesa', count=2)
+        fake = self.fakes['mpesa']
+        fake.pay(x_ref)
+        x_delivery, = self.deliveries('mpesa', x_ref)
+        y_url = x_delivery.url
+        fake.pay(y_ref)
+        y_delivery, = self.deliveries('mpesa', y_ref)
+        y_url = y_delivery.url
+        swapped = copy.copy(x_delivery)
+        swapped.url = y_url
+        self.assertEqual(self.replay(swapped).status_code, 403)
+        self.assertEqual(self.state(y_id, y_ref),
+            ('posted', 'pending', None, [], 0))
+        self.assertEqual(self.replay(x_delivery).status_code, 200)
+        receipt = _stk(x_delivery.payload)['CallbackMetadata']['Item'][1][
+            'Value']
+        reused = _stk_paid(copy.deepcopy(y_delivery.payload),
+            receipt=receipt)
+        self.assertEqual(
+            self.replay_payload(y_delivery, reused).status_code, 409)
+        self.assertEqual(self.state(y_id, y_ref),
+            ('posted', 'pending', None, [], 0))
+        self.assertEqual(self.replay(y_delivery).status_code, 200)
+        self.assertEqual(self.state(y_id, y_ref),
+            ('paid', 'paid', None, ['applied'], 1))
+        with self.transaction():
+            PaymentTransaction = Pool().get('isp.payment.transaction')
+            receipts = {t.reference: t.provider_receipt
+                for t in PaymentTransaction.search(
+                    [('reference', 'in', [x_ref, y_ref])])}
+        self.assertEqual(receipts[x_ref], receipt)
+        self.assertNotIn(receipts[y_ref], {None, receipt})
+
+    def test_webhook_nul_and_invalid_text(self):
+        """NUL and lone surrogates in unsigned fields of a genuine payment
+        (raw in a form body, escaped in JSON): stored as text the database
+        takes, the payment recorded (on PostgreSQL too: scripts/test runs
+        the module on both, PostgreSQL refuses NUL in text)"""
+        bad = 'IDR\x00\ud800'
+        for provider, alter in [
+                ('midtrans', lambda p: {**p, 'payment_type': bad,
+                        'currency': bad}),
+                ('xendit', lambda p: {**p, 'description': bad,
+                        'currency': bad}),
+                ('duitku', lambda p: p),
+                ('mpesa', lambda p: _stk_paid(p, receipt='R\x00\ud800X')),
+                ]:
+            with self.subTest(provider=provider):
+                (invoice_id, reference), = self.open_payment(provider)
+                self.fakes[provider].pay(reference)
+                delivery, = self.deliveries(provider, reference)
+                if provider == 'duitku':
+                    body = delivery.body.replace(b'resultCode=00',
+                        b'resultCode=00&productDetail=a\x00b&paymentCode=\x00')
+                    response = self.replay(delivery, body=body)
+                else:
+                    response = self.replay_payload(delivery,
+                        alter(copy.deepcopy(delivery.payload)))
+                self.assertEqual(response.status_code, 200, response.data)
+                self.assertEqual(self.state(invoice_id, reference),
+                    ('paid', 'paid', None, ['applied'], 1))
+                with self.transaction():
+                    Notification = Pool().get('isp.payment.notification')
+                    stored, = Notification.search(
+                        [('transaction.reference', '=', reference)])
+                    for value in [stored.body, stored.currency_code,
+                            stored.provider_status,
+                            stored.transaction.provider_receipt]:
+                        self.assertNotIn('\x00', value or '')
+                        self.assertNotIn('\ud800', value or '')
+
+    def test_webhook_late_failure(self):
+        """A failure or expiry arriving after the payment (out of order) is
+        stored and changes nothing: no flag, answered 200 (M-Pesa too)"""
+        for provider, event in [('midtrans', 'fail'), ('midtrans', 'expire'),
+                ('xendit', 'expire'), ('duitku', 'fail'), ('mpesa', 'fail'),
+                ('mpesa', 'expire')]:
+            with self.subTest(provider=provider, event=event):
+                (invoice_id, reference), = self.open_payment(provider)
+                fake = self.fakes[provider]
+                getattr(fake, event)(reference)
+                late, = self.deliveries(provider, reference)
+                fake.pay(reference)
+                paid = self.deliveries(provider, reference)[-1]
+                self.assertEqual(self.replay(paid).status_code, 200)
+                response = self.replay(late)
+                self.assertEqual(response.status_code, 200, response.data)
+                self.assertEqual(self.state(invoice_id, reference),
+                    ('paid', 'paid', None, ['applied', 'ignored'], 1))
+
+    def test_notifications_stored_without_signature(self):
+        "Stored notifications keep no signature (readers could replay it)"
+        for provider, key in [('midtrans', 'signature_key'),
+                ('duitku', 'signature')]:
+            with self.subTest(provider=provider):
+                (_, reference), = self.open_payment(provider)
+                self.fakes[provider].pay(reference)
+                delivery, = self.deliveries(provider, reference)
+                self.assertEqual(self.replay(delivery).status_code, 200)
+                with self.transaction():
+                    Notification = Pool().get('isp.payment.notification')
+                    bodies = [n.body for n in Notification.search(
+                            [('transaction.reference', '=', reference)])]
+                self.assertEqual(len(bodies), 1)
+                for body in bodies:
+                    self.assertNotIn(delivery.payload.get(key) or 'x', body)
+                    self.assertIn(reference, body)
 
     # -- reconciliation -------------------------------------------------------
 
