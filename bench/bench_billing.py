@@ -33,8 +33,12 @@ Prints::
 
     .venv/bin/python bench/bench_billing.py [--sizes 1000,5000,10000]
         [--workers 2] [--optimize] [--no-stock] [--keep]
-        [--profile N] [--uri postgresql://postgres@127.0.0.1:5432/]
+        [--profile N] [--setup-only]
+        [--uri postgresql://postgres@127.0.0.1:5432/]
 
+The services are populated in bulk (bench/bulk.py: the first with the ORM,
+the others copies of its rows), timed as `BENCH billing_setup_s <s> s` at
+10,000; `--setup-only` only populates (again, even with a kept template).
 Populated databases are kept as templates named after N, the month and the
 modules' content (`isp_bill_<N>_<YYYYMM>_<hash>`), so a second run skips
 the population (`--reuse` takes one made from other module sources).
@@ -78,7 +82,6 @@ PLANS = [
     ("Family 50 Mbps", 50000, 10000, '400000'),
     ("Business 100 Mbps", 100000, 30000, '1100000'),
     ]
-CHUNK = 1000
 BILLING = {'isp_bill_batch', 'isp_post_batch'}
 REUSE = False
 # the modules' content hash, read once when the run starts (template names)
@@ -118,19 +121,9 @@ class Stack(_Stack):
         started = time.monotonic()
         if not (template and self._exists(template)):
             base = 'isp_pay_tpl_%s' % KEY['hash']
-            if not self._exists(base):
-                self._sql('CREATE DATABASE "%s" TEMPLATE template0 '
-                    "ENCODING 'UTF8'" % base)
-                try:
-                    for args in [['--all', '--email', 'admin@example.com'],
-                            ['-u', 'isp_billing', '--activate-dependencies']]:
-                        subprocess.run([str(BIN / 'trytond-admin'), '-c',
-                                self.config, '-d', base, *args], check=True,
-                            env=self._env(), stdout=subprocess.DEVNULL)
-                except BaseException:
-                    self._sql('DROP DATABASE IF EXISTS "%s" WITH (FORCE)'
-                        % base)
-                    raise
+            with self.template_lock(base):
+                if not self._exists(base):
+                    self._make_base(base)
             template = template if template and self._exists(
                 template) else base
         self._sql('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % self.name,
@@ -272,42 +265,80 @@ def create_services(company, plans, router, location, start, count, today):
                         zip(parties, rows, strict=True))])
 
 
+def bulk_services(company, plans, router, location, start, count, today):
+    """What create_services makes, the first subscriber and service with
+    the ORM and the others copies of their rows (bench/bulk.py) with their
+    own names, NIKs, phones, codes (from the same sequences), address,
+    plan, user name, password and customer ID"""
+    from trytond.pool import Pool
+    from trytond.transaction import Transaction
+
+    from bench import bulk
+    from tools.demo_data import generate_subscribers
+    pool = Pool()
+    Configuration = pool.get('isp.configuration')
+    Service = pool.get('isp.service')
+    create_services(company, plans, router, location, start, 1, today)
+    if count == 1:
+        return
+    service, = Service.search([('username', '=', 'BNC%06d' % start)])
+    numbers = range(start + 1, start + count)
+    rows = list(generate_subscribers(count, 'ID', start=start))[1:]
+    with Transaction().set_context(company=company):
+        sequence = Configuration(1).get_multivalue(
+            'subscriber_sequence', company=company)
+        codes = list(sequence.get_many(len(rows)))
+    parties, _ = bulk.clone_parties(service.subscriber.id, [{
+                'name': row['name'], 'national_id': row['national_id'],
+                'whatsapp': row['whatsapp'], 'subscriber_code': code,
+                } for row, code in zip(rows, codes, strict=True)],
+        addresses=[{'street_unstructured': "Jl. Bench %d" % i}
+            for i in numbers])
+    bulk.clone('isp_service', service.id, [{
+                'subscriber': party, 'plan': plans[row['plan_index']],
+                'username': 'BNC%06d' % i, 'password': 'pw%06d' % i,
+                'customer_id': 'BNC-BNC010126-%06d' % i,
+                } for i, party, row in zip(numbers, parties, rows,
+                strict=True)])
+
+
 def clear_queue():
     from trytond.pool import Pool
     Queue = Pool().get('ir.queue')
     Queue.delete(Queue.search([]))
 
 
-def populate(stack, size, today):
-    "Create the database of `size` services (from its template if kept)"
+def populate(stack, size, today, cold=False):
+    """Create the database of `size` services (from its template if kept
+    and not `cold`); print the setup time when it populates"""
     prefix = 'isp_bill_%d_%s_' % (size, today.strftime('%Y%m'))
     template = prefix + KEY['hash']
-    if REUSE and not stack._exists(template):
+    if REUSE and not cold and not stack._exists(template):
         # --reuse: any kept template of this size and month (developing)
         names = stack._sql("SELECT datname FROM pg_database WHERE datname "
             "LIKE '%s%%' ORDER BY oid DESC" % prefix)
         if names:
             template = names[0][0]
-    if stack._exists(template):
+    if stack._exists(template) and not cold:
         stack.create_database(template=template)
         stack.init_pool()
         return template
-    stack.create_database()
+    activation = stack.create_database()
     stack.init_pool()
     started = time.monotonic()
     company, plans, router, location = stack.run_locked(
         setup_branch, tables=SEQUENCES)
-    for start in range(0, size, CHUNK):
-        stack.run_locked(lambda start=start: create_services(
-                company, plans, router, location, start,
-                min(CHUNK, size - start), today), company=company)
-        print('  %d services (%.0f s)' % (
-                min(size, start + CHUNK), time.monotonic() - started),
-            flush=True)
+    stack.run_locked(lambda: bulk_services(
+            company, plans, router, location, 0, size, today),
+        company=company)
     with stack.transaction():
         clear_queue()
-    print('populated %d services in %.0f s' % (
-            size, time.monotonic() - started), flush=True)
+    elapsed = time.monotonic() - started
+    print('populated %d services in %.1f s (the modules\' database: %.1f '
+        's, made once per module content)' % (size, elapsed, activation),
+        flush=True)
+    if size == 10000:
+        print('BENCH billing_setup_s %.1f s' % elapsed, flush=True)
     stack.save_as_template(template)
     stack.create_database(template=template)
     stack.init_pool()
@@ -619,6 +650,18 @@ def run_profile(uri, size, today):
     print(out.getvalue())
 
 
+def setup_only(uri, sizes):
+    "Populate each size (cold: without the kept templates), time only"
+    today = dt.date.today()
+    for size in sizes:
+        stack = Stack(uri, 'isp_bill_run_%d' % size)
+        try:
+            populate(stack, size, today, cold=True)
+        finally:
+            with contextlib.suppress(Exception):
+                stack.drop_database()
+
+
 def run(uri, sizes, workers, optimize, stock, keep, profile):
     from tools.fake_messaging import FakeMeta
     today = dt.date.today()
@@ -671,18 +714,24 @@ def main(argv=None):
     parser.add_argument('--reuse', action='store_true',
         help="reuse a kept template of the same size and month made from "
         "other module sources (when developing the billing code)")
+    parser.add_argument('--setup-only', action='store_true',
+        help="only populate the databases (again, even when templates are "
+        "kept) and print the times")
     parser.add_argument('--uri', default=os.environ.get('ISP_TEST_PG_URI'))
     options = parser.parse_args(argv)
     sizes = [int(s) for s in options.sizes.split(',') if s]
     global REUSE
     REUSE = options.reuse
-    args = (sizes, options.workers, options.optimize, options.stock,
-        options.keep, options.profile)
+    if options.setup_only:
+        func, args = setup_only, (sizes,)
+    else:
+        func, args = run, (sizes, options.workers, options.optimize,
+            options.stock, options.keep, options.profile)
     if options.uri:
-        run(options.uri, *args)
+        func(options.uri, *args)
     else:
         with private_cluster() as uri:
-            run(uri, *args)
+            func(uri, *args)
 
 
 if __name__ == '__main__':

@@ -31,6 +31,8 @@ from decimal import Decimal
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from bench import bulk  # noqa: E402
+
 BATCH = 2000
 
 
@@ -41,34 +43,6 @@ def setup_environment(tmp):
         os.environ['TRYTOND_DATABASE__PATH'] = tmp
         open(os.path.join(tmp, os.environ['DB_NAME'] + '.sqlite'),
             'w').close()
-
-
-def _clone(table_name, row_id, rows):
-    """Insert a copy of row `row_id` of `table_name` per dictionary of
-    `rows` (the columns to change) and return the new ids"""
-    from sql import Table
-    from trytond import backend
-    from trytond.transaction import Transaction
-    cursor = Transaction().connection.cursor()
-    table = Table(table_name)
-    cursor.execute(*table.select(where=table.id == row_id))
-    names = [d[0] for d in cursor.description]
-    template = dict(zip(names, cursor.fetchone(), strict=True))
-    del template['id']
-    columns = [getattr(table, n) for n in template]
-    ids = []
-    for changes in rows:
-        values = {**template, **changes}
-        row = [[values[n] for n in template]]
-        if backend.name == 'sqlite':
-            # SQLite refuses RETURNING on an aliased table
-            cursor.execute(*table.insert(columns, row))
-            ids.append(cursor.lastrowid)
-        else:
-            cursor.execute(*table.insert(columns, row,
-                    returning=[table.id]))
-            ids.append(cursor.fetchone()[0])
-    return ids
 
 
 def populate(db_name, count, months):
@@ -171,18 +145,18 @@ def _populate(db_name, count, starts, first, today, extras):
                 if month == starts[0] and offset == 0:
                     # the first service's was posted for real
                     batch = batch[1:]
-                moves = _clone('account_move', invoice.move.id, [
+                moves = bulk.clone('account_move', invoice.move.id, [
                         {'date': month, 'post_date': month,
-                            'number': None, 'post_number': None}
+                            'number': None}
                         for _ in batch])
-                invoices = _clone('account_invoice', invoice.id, [{
+                invoices = bulk.clone('account_invoice', invoice.id, [{
                             'party': s.subscriber.id, 'move': m,
                             'invoice_date': month, 'number': None,
                             'reference': None,
                             'payment_term_date': month
                             + dt.timedelta(days=10),
                             } for s, m in zip(batch, moves, strict=True)])
-                _clone('account_invoice_line', line.id, [{
+                bulk.clone('account_invoice_line', line.id, [{
                             'invoice': i, 'isp_service': s.id,
                             'party': s.subscriber.id,
                             'product': s.plan.products[0].id,
@@ -190,12 +164,12 @@ def _populate(db_name, count, starts, first, today, extras):
                             'isp_period_start': month,
                             'isp_period_key': month,
                             } for s, i in zip(batch, invoices, strict=True)])
-                _clone('account_move_line', receivable.id, [{
+                bulk.clone('account_move_line', receivable.id, [{
                             'move': m, 'party': s.subscriber.id,
                             'debit': prices[s.plan.id],
                             'maturity_date': month + dt.timedelta(days=10),
                             } for s, m in zip(batch, moves, strict=True)])
-                _clone('account_move_line', revenue.id, [{
+                bulk.clone('account_move_line', revenue.id, [{
                             'move': m, 'credit': prices[s.plan.id],
                             } for s, m in zip(batch, moves, strict=True)])
         transaction.commit()

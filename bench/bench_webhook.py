@@ -19,8 +19,11 @@ Prints:
   isolated subscriber to its secret back on its plan's profile on the
   simulated router (95th percentile).
 
-The populated database is kept as a template (keyed by the modules' content
-and the invoice count), so a second run skips the population.  The `Stack`
+The invoices are populated in bulk (bench/bulk.py: the first with the ORM,
+the others copies of its rows), timed as ``BENCH webhook_setup_s``;
+`--setup-only` only populates.  The populated database is kept as a
+template (keyed by the modules' content and the invoice count), so a
+second run skips the population.  The `Stack`
 class and the fixtures are also the harness of
 tests/test_payment_webhooks.py.
 """
@@ -38,6 +41,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -117,25 +121,41 @@ class Stack(_Stack):
         isp_billing activated (made first when missing)"""
         base = 'isp_pay_tpl_%s' % addons_hash()
         started = time.monotonic()
-        if not self._exists(base):
-            self._sql('CREATE DATABASE "%s" TEMPLATE template0 '
-                "ENCODING 'UTF8'" % base)
-            try:
-                subprocess.run([str(BIN / 'trytond-admin'), '-c', self.config,
-                        '-d', base, '--all', '--email',
-                        'admin@example.com'], check=True, env=self._env(),
-                    stdout=subprocess.DEVNULL)
-                subprocess.run([str(BIN / 'trytond-admin'), '-c', self.config,
-                        '-d', base, '-u', 'isp_billing',
-                        '--activate-dependencies'], check=True,
-                    env=self._env(), stdout=subprocess.DEVNULL)
-            except subprocess.CalledProcessError:
-                self._sql('DROP DATABASE IF EXISTS "%s"' % base)
-                raise
+        with self.template_lock(base):
+            if not self._exists(base):
+                self._make_base(base)
         self._sql('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % self.name,
             'CREATE DATABASE "%s" TEMPLATE "%s"' % (
                 self.name, template or base))
         return time.monotonic() - started
+
+    def _make_base(self, base):
+        "Create the database `base` with isp_billing activated"
+        self._sql('CREATE DATABASE "%s" TEMPLATE template0 '
+            "ENCODING 'UTF8'" % base)
+        try:
+            for args in [['--all', '--email', 'admin@example.com'],
+                    ['-u', 'isp_billing', '--activate-dependencies']]:
+                subprocess.run([str(BIN / 'trytond-admin'), '-c',
+                        self.config, '-d', base, *args], check=True,
+                    env=self._env(), stdout=subprocess.DEVNULL)
+        except BaseException:
+            self._sql('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % base)
+            raise
+
+    @contextlib.contextmanager
+    def template_lock(self, name):
+        """Hold a cluster-wide lock on making the template `name`: the
+        integration test files run side by side on one cluster and share
+        it"""
+        import psycopg
+        parts = urllib.parse.urlsplit(self.uri)
+        with psycopg.connect(host=parts.hostname, port=parts.port or 5432,
+                user=parts.username or 'postgres', password=parts.password,
+                dbname='postgres', autocommit=True) as connection:
+            connection.execute('SELECT pg_advisory_lock(hashtext(%s))',
+                (name,))
+            yield
 
     def save_as_template(self, template):
         "Keep the present database as `template` (closes the pool)"
@@ -314,6 +334,73 @@ def create_open_invoices(company, parties, amount=AMOUNT, payments=True):
     return [i.id for i in invoices]
 
 
+def bulk_open_invoices(company, party, count):
+    """`count` customers with a posted invoice and a pending online payment
+    each, as create_customers and create_open_invoices make them: `party`
+    ('Customer 0' of create_customers(1)) and its invoice with the ORM,
+    the others ('Customer 1'...) copies of their rows (bench/bulk.py) with
+    their own party, address, e-mail, numbers (from the same sequences),
+    move, payment reference and pay token; return the invoice ids"""
+    from trytond.pool import Pool
+    from trytond.transaction import Transaction
+
+    from bench import bulk
+    from trytond.modules.isp_billing.gateway import (
+        new_pay_token,
+        new_reference,
+    )
+    pool = Pool()
+    Invoice = pool.get('account.invoice')
+    invoice_id, = create_open_invoices(company, [party])
+    invoice = Invoice(invoice_id)
+    others = range(1, count)
+    if not others:
+        return [invoice_id]
+    parties, children = bulk.clone_parties(invoice.party.id,
+        [{'name': 'Customer %d' % i} for i in others],
+        contacts=[{'value': 'c%d@example.com' % i} for i in others])
+    addresses = children['party_address'][invoice.invoice_address.id]
+    sequence, date = invoice._number_sequence()
+    with Transaction().set_context(date=date, company=company):
+        numbers = list(sequence.get_many(len(parties)))
+    move = invoice.move
+    move_numbers = list(move.period.move_sequence_used.get_many(
+            len(parties)))
+    invoice_ids = bulk.new_ids('account_invoice', len(parties))
+    move_ids = bulk.clone('account_move', move.id, [{
+                'number': number, 'origin': 'account.invoice,%d' % i}
+            for i, number in zip(invoice_ids, move_numbers, strict=True)])
+    bulk.insert_copies('account_invoice',
+        *bulk.read_rows('account_invoice', 'id', invoice_id), [
+            bulk.computed(Invoice, {'number': number}) | {
+                'party': party, 'invoice_address': address, 'move': move_,
+                'isp_pay_token': new_pay_token()}
+            for party, address, move_, number in zip(parties, addresses,
+                move_ids, numbers, strict=True)],
+        ids=invoice_ids)
+    line_ids = bulk.clone_children('account_invoice_line', 'invoice',
+        invoice_id, invoice_ids)
+    origins = {'account.invoice.line,%d' % old: [
+            'account.invoice.line,%d' % i for i in ids]
+        for old, ids in line_ids.items()}
+    lines = bulk.read_rows('account_move_line', 'move', move.id)
+    # each move's lines together, as the ORM creates them
+    bulk.insert_rows('account_move_line', [{**line,
+                'move': move_,
+                'party': party if line['party'] else None,
+                'origin': origins[line['origin']][n]
+                if line['origin'] in origins else line['origin'],
+                } for n, (move_, party) in enumerate(
+                zip(move_ids, parties, strict=True)) for line in lines])
+    payment, = bulk.read_rows(
+        'isp_payment_transaction', 'document', str(invoice))
+    bulk.insert_copies('isp_payment_transaction', payment, [{
+                'reference': new_reference(), 'party': party,
+                'document': 'account.invoice,%d' % i}
+            for party, i in zip(parties, invoice_ids, strict=True)])
+    return [invoice_id] + invoice_ids
+
+
 def clear_queue():
     "Drop the queued tasks (the invoice reports posting queued)"
     from trytond.pool import Pool
@@ -406,35 +493,38 @@ def service_usernames(service_ids):
 
 # -- the benchmark ------------------------------------------------------------
 
-def populate(stack, invoices, isolated, sim):
-    "The populated database (from its template when there is one)"
+def populate(stack, invoices, isolated, sim, cold=False):
+    """The populated database (from its template when there is one and not
+    `cold`); print the setup time when it populates"""
     from tools.fake_gateways import FakeMidtrans
     template = 'isp_pay_bench_%s' % addons_hash(invoices, isolated)
-    if stack._exists(template):
-        stack.create_database(template=template)
+    if stack._exists(template) and not cold:
+        elapsed = stack.create_database(template=template)
         stack.init_pool()
+        print('database copied from the kept template %s in %.1f s (drop '
+            'it or use --setup-only for the setup figure)' % (
+                template, elapsed), flush=True)
         return False
-    stack.create_database()
+    activation = stack.create_database()
     stack.init_pool()
     fake = FakeMidtrans()   # not started: the URL is set per run
     started = time.monotonic()
     company = stack.run_locked(create_branch, tables=SEQUENCES)
     with stack.transaction(company=company):
         create_gateway('midtrans', fake, company, stack.url)
-        parties = create_customers(invoices)
-    done = 0
-    while done < len(parties):
-        chunk = parties[done:done + 250]
-        stack.run_locked(lambda chunk=chunk: create_open_invoices(
-                company, chunk), tables=SEQUENCES, company=company)
-        done += len(chunk)
-        print('  %d open invoices (%.0f s)' % (
-                done, time.monotonic() - started), flush=True)
+        party, = create_customers(1)
+    stack.run_locked(lambda: bulk_open_invoices(company, party, invoices),
+        tables=SEQUENCES, company=company)
+    print('  %d open invoices (%.1f s)' % (
+            invoices, time.monotonic() - started), flush=True)
     stack.run_locked(lambda: create_isolated_subscribers(company,
             *sim.address, 'bench', isolated), company=company)
     with stack.transaction():
         clear_queue()
-    print('populated in %.0f s' % (time.monotonic() - started), flush=True)
+    elapsed = time.monotonic() - started
+    print('populated in %.1f s (the modules\' database: %.1f s, made once '
+        'per module content)' % (elapsed, activation), flush=True)
+    print('BENCH webhook_setup_s %.1f s' % elapsed, flush=True)
     stack.save_as_template(template)
     stack.create_database(template=template)
     stack.init_pool()
@@ -455,6 +545,20 @@ def queue_durations(since):
             run + (task.finished_at - task.dequeued_at).total_seconds(),
             wait + (task.dequeued_at - task.enqueued_at).total_seconds())
     return {n: (c, r / c, w / c) for n, (c, r, w) in result.items()}
+
+
+def setup_only(uri, invoices, isolated):
+    "Populate (cold: without the kept template) and print the time only"
+    from tools.routeros_sim import Router as SimRouter
+    stack = Stack(uri)
+    sim = SimRouter(name='bench', version='7.16.2', password='bench')
+    sim.start()
+    try:
+        populate(stack, invoices, isolated, sim, cold=True)
+    finally:
+        sim.stop()
+        with contextlib.suppress(Exception):
+            stack.drop_database()
 
 
 def run(uri, invoices, isolated, sample, senders, interval=0.5):
@@ -598,15 +702,21 @@ def main(argv=None):
     parser.add_argument('--interval', type=float, default=0.5,
         help="seconds between the payments of isolated subscribers "
         "(default 0.5)")
+    parser.add_argument('--setup-only', action='store_true',
+        help="only populate the database (again, even when a template is "
+        "kept) and print its time")
     parser.add_argument('--uri', default=os.environ.get('ISP_TEST_PG_URI'))
     options = parser.parse_args(argv)
-    args = (options.invoices, options.isolated, options.sample,
-        options.senders, options.interval)
+    if options.setup_only:
+        func, args = setup_only, (options.invoices, options.isolated)
+    else:
+        func, args = run, (options.invoices, options.isolated,
+            options.sample, options.senders, options.interval)
     if options.uri:
-        run(options.uri, *args)
+        func(options.uri, *args)
     else:
         with private_cluster() as uri:
-            run(uri, *args)
+            func(uri, *args)
 
 
 if __name__ == '__main__':
