@@ -5,7 +5,10 @@ callbacks over HTTP to a real `trytond` server, one `trytond-worker` runs
 the queued tasks.
 
 - the same valid notification 5 times in a row, and 10 times at once,
-  records exactly one payment;
+  records exactly one payment, on each of the four gateways (each change
+  confirmed by the gateway's status API);
+- NUL bytes and lone surrogates in unsigned fields of a genuine payment
+  (PostgreSQL refuses NUL in text): recorded, paid;
 - a forged notification, a wrong amount and an unknown reference change
   nothing (the wrong amount is flagged for staff);
 - with the callback lost, the reconciliation cron (through the worker)
@@ -15,9 +18,12 @@ Needs ISP_TEST_PG_URI (scripts/test sets it, or the `pg_uri` fixture
 starts a private cluster); the harness is the one of bench/bench_webhook.py.
 """
 import datetime as dt
+import json
 import os
 import pathlib
 import sys
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -37,7 +43,14 @@ from bench.bench_webhook import (  # noqa: E402
     payment_states,
     wait_until,
 )
-from tools.fake_gateways import FakeMidtrans, FakeXendit  # noqa: E402
+from tools.fake_gateways import (  # noqa: E402
+    FakeDuitku,
+    FakeMidtrans,
+    FakeMpesa,
+    FakeXendit,
+)
+
+PROVIDERS = ['midtrans', 'xendit', 'duitku', 'mpesa']
 
 pytestmark = pytest.mark.skipif(
     not (os.environ.get('TRYTOND_DATABASE_URI') or '').startswith(
@@ -49,7 +62,8 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture(scope='module')
 def fakes():
     fakes = {'midtrans': FakeMidtrans().start(),
-        'xendit': FakeXendit().start()}
+        'xendit': FakeXendit().start(), 'duitku': FakeDuitku().start(),
+        'mpesa': FakeMpesa().start()}
     yield fakes
     for fake in fakes.values():
         fake.stop()
@@ -61,11 +75,13 @@ def stack(pg_uri, fakes):
     stack.create_database()
     stack.init_pool()
     company = stack.run_locked(create_branch, tables=SEQUENCES)
+    kenya = stack.run_locked(_create_kenya, tables=SEQUENCES)
     with stack.transaction(company=company):
         for provider, fake in fakes.items():
-            create_gateway(provider, fake, company, stack.url)
+            create_gateway(provider, fake,
+                kenya if provider == 'mpesa' else company, stack.url)
     fakes['xendit'].callback_url = stack.url + stack.webhook_path('xendit')
-    stack.company = company
+    stack.company, stack.kenya = company, kenya
     stack.start_workers()
     stack.start_server()
     try:
@@ -76,15 +92,45 @@ def stack(pg_uri, fakes):
         stack.drop_database()
 
 
+def _create_kenya():
+    "An M-Pesa branch (KES): its id"
+    from trytond.modules.isp_billing.tests.payment_setup import (
+        create_branch as create,
+    )
+    return create("NetKita Kenya", 'KES').id
+
+
 def _open(stack, provider, count=1, prefix='Customer'):
     "[(invoice id, reference)] of new invoices paid online at `provider`"
+    company = stack.kenya if provider == 'mpesa' else stack.company
+
     def open_():
-        parties = create_customers(count, prefix=prefix)
-        invoices = create_open_invoices(stack.company, parties,
-            payments=False)
+        from trytond.modules.isp_billing.tests.payment_setup import (
+            create_customer,
+        )
+        if provider == 'mpesa':
+            parties = [create_customer('%s %d' % (prefix, i),
+                    phone='+254712345678') for i in range(count)]
+        else:
+            parties = create_customers(count, prefix=prefix)
+        invoices = create_open_invoices(company, parties, payments=False)
         return list(zip(invoices, open_payments(invoices, provider),
                 strict=True))
-    return stack.run_locked(open_, tables=SEQUENCES, company=stack.company)
+    return stack.run_locked(open_, tables=SEQUENCES, company=company)
+
+
+def _post(stack, provider, delivery, body):
+    "Post `delivery` with another body: the answer's status"
+    url = delivery.url
+    if provider == 'xendit':
+        url = stack.url + stack.webhook_path('xendit')
+    request = urllib.request.Request(url, data=body,
+        headers=delivery.headers, method='POST')
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
 
 
 def _settled(stack, references, expected):
@@ -97,10 +143,12 @@ def _settled(stack, references, expected):
         return payment_states(references)
 
 
-def test_repeated_and_concurrent(stack, fakes):
-    "5 times in a row, then 10 at once: one payment each"
-    fake = fakes['midtrans']
-    (first, ref1), (second, ref2) = _open(stack, 'midtrans', 2, 'Repeat')
+@pytest.mark.parametrize('provider', PROVIDERS)
+def test_repeated_and_concurrent(stack, fakes, provider):
+    "5 times in a row, then 10 at once: one payment each, every gateway"
+    fake = fakes[provider]
+    (first, ref1), (second, ref2) = _open(stack, provider, 2,
+        'Repeat %s' % provider)
     deliveries = fake.pay(ref1) + fake.notify(ref1, repeat=4)
     assert [d.status for d in deliveries] == [200] * 5, [
         (d.status, d.answer, d.error) for d in deliveries]
@@ -123,14 +171,31 @@ def test_repeated_and_concurrent(stack, fakes):
         assert payment_moves(second) == 1
 
 
-def test_concurrent_xendit(stack, fakes):
-    "Xendit's callbacks, 10 at once: one payment"
-    fake = fakes['xendit']
-    (invoice, reference), = _open(stack, 'xendit', 1, 'Xendit')
+@pytest.mark.parametrize('provider', PROVIDERS)
+def test_nul_in_unsigned_fields(stack, fakes, provider):
+    """NUL and a lone surrogate in unsigned fields of a genuine payment
+    (raw in Duitku's form body, escaped in JSON): 200, paid once"""
+    fake = fakes[provider]
+    (invoice, reference), = _open(stack, provider, 1, 'Nul %s' % provider)
     fake.drop_callbacks(1)
-    fake.pay(reference)
-    deliveries = fake.notify(reference, repeat=10, concurrent=True)
-    assert [d.status for d in deliveries] == [200] * 10
+    delivery, = fake.pay(reference)
+    assert delivery.dropped
+    if provider == 'duitku':
+        body = delivery.body + b'&productDetail=a\x00b&paymentCode=\x00'
+    else:
+        payload = json.loads(delivery.body)
+        bad = 'IDR\x00\ud800'
+        if provider == 'mpesa':
+            payload['Body']['stkCallback']['ResultDesc'] = bad
+            items = payload['Body']['stkCallback']['CallbackMetadata'][
+                'Item']
+            for item in items:
+                if item['Name'] == 'MpesaReceiptNumber':
+                    item['Value'] += '\x00\ud800'
+        else:
+            payload.update(currency=bad, description=bad, payment_type=bad)
+        body = json.dumps(payload).encode()
+    assert _post(stack, provider, delivery, body) == 200
     assert _settled(stack, [reference], {
             reference: ('paid', 'paid', None)})[reference] == (
         'paid', 'paid', None)

@@ -238,6 +238,12 @@ def _refusal(record, adapter, headers, body, url):
     return notification
 
 
+# A size of its own keeps trytond from reading the request's user: it would
+# try to log in with any Authorization header sent (a 500 on a malformed
+# one); these routes authenticate nobody that way.
+webhook.max_request_size = MAX_BODY
+
+
 TOKEN = re.compile(r'[A-Za-z0-9_-]{16,64}')
 PAGES = {
     'unknown': ("This payment link is not valid.",
@@ -323,3 +329,6 @@ def pay(request, pool, token):
             headers={'Location': url})
     return _page(HTTPStatus.ACCEPTED, 'prompt', lang, number=number,
         amount=amount)
+
+
+pay.max_request_size = MAX_BODY

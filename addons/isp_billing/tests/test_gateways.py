@@ -130,6 +130,69 @@ class CommonTest(unittest.TestCase):
             self.assertIn('no answer', context.exception.message)
             fake.api_delay = 0
 
+    def test_hostile_bodies(self):
+        """Nested deeper than the stack, non-ASCII signatures and tokens,
+        numbers beyond any payment: refused as malformed or not genuine,
+        never an exception of another kind"""
+        deep = b'[' * 100_000 + b']' * 100_000
+        nested = b'{"order_id": "X", "x": ' + deep + b'}'
+        adapters = [
+            MidtransAdapter(None, {'server_key': 'k\u00e9'}),
+            XenditAdapter(None, {'secret_key': 's',
+                    'callback_token': '\u00e9t'}),
+            DuitkuAdapter(None, {'merchant_code': 'D', 'api_key': 'k'}),
+            MpesaAdapter(None, {'consumer_key': 'c', 'consumer_secret': 's',
+                    'shortcode': '1', 'passkey': 'p',
+                    'callback_secret': '\u00e9'}),
+            ]
+        for adapter in adapters:
+            for body in [deep, nested, b'{"Body": {"stkCallback": '
+                    + deep + b'}}']:
+                with self.subTest(adapter=adapter.provider, body=body[:30]):
+                    self.assertFalse(adapter.verify_notification(
+                            {'x-callback-token': '\u00e8\u00e9'}, body,
+                            url='/x?reference=IV1&token=%C3%A9'))
+                    with self.assertRaises(NotificationError):
+                        adapter.parse_notification({}, body)
+        signed = {'order_id': 'IV1', 'status_code': '200',
+            'gross_amount': '1.00', 'signature_key': '\u00e9\u00e8',
+            'transaction_status': ['settlement'], 'fraud_status': {}}
+        self.assertFalse(adapters[0].verify_notification({},
+                json.dumps(signed)))
+        for amount in ['1e999999', '1e-999999', '9' * 40, 'Infinity',
+                '0.0000001', True]:
+            with self.subTest(amount=amount), \
+                    self.assertRaises(NotificationError):
+                adapters[0].parse_notification({}, json.dumps({
+                            'order_id': 'IV1', 'gross_amount': amount,
+                            'transaction_status': 'settlement'}))
+
+    def test_errors_without_credentials(self):
+        """A provider's error that echoes a credential, whole or its start,
+        raises and logs without it"""
+        key = 'SB-Mid-server-3cho3dKey'
+
+        class Echoing(FakeMidtrans):
+            def fault_body(self, status):
+                return {'status_code': str(status), 'status_message':
+                    'Unknown key %s (%s...)' % (key, key[:8])}
+
+        from trytond.modules.isp_billing.gateway import ask_status
+        with Echoing(server_key=key) as fake, self.assertLogs(
+                'trytond.modules.isp_billing', 'DEBUG') as logs:
+            adapter = MidtransAdapter(fake.url, {'server_key': key},
+                secrets=[key])
+            fake.fail_api(1, status=401)
+            with self.assertRaises(GatewayError) as context:
+                adapter.query_status('IV1')
+            fake.fail_api(1, status=401)
+            self.assertIsNone(ask_status(adapter, 'IV1'))
+        text = str(context.exception) + '\n'.join(logs.output)
+        self.assertIn('Unknown key', text)
+        self.assertIn('status query failed', text)
+        for part in [key, key[:8], key[:6]]:
+            self.assertNotIn(part, text)
+
     def test_answers(self):
         self.assertEqual(MidtransAdapter(None, {'server_key': 'k'}).answer(
                 ).status, 200)
@@ -267,6 +330,33 @@ class MidtransTest(GatewayCase):
                 self.assertEqual(notification.amount, Decimal('250000'))
                 self.assertEqual(notification.currency, 'IDR')
                 self.assertTrue(notification.provider_id)
+
+    def test_status_code_bound_to_status(self):
+        """transaction_status and fraud_status are not signed: a genuine
+        notification whose status no longer matches its signed status_code
+        is not genuine"""
+        for event, altered in [
+                ('notify', {'transaction_status': 'settlement'}),
+                ('notify', {'transaction_status': 'capture'}),
+                ('expire', {'transaction_status': 'settlement'}),
+                ('expire', {'transaction_status': 'pending'}),
+                ('fail', {'fraud_status': 'accept',
+                        'transaction_status': 'capture'}),
+                ('pay', {'transaction_status': 'expire'}),
+                ('pay', {'fraud_status': 'challenge',
+                        'transaction_status': 'capture'}),
+                ('pay', {'transaction_status': 'teleported'}),
+                ]:
+            with self.subTest(event=event, altered=altered):
+                self.sink.received.clear()
+                reference, _ = self.create()
+                getattr(self.fake, event)(reference)
+                data = json.loads(self.last_callback().body)
+                self.assertTrue(self.adapter.verify_notification({},
+                        json.dumps(data)))
+                data.update(altered)
+                self.assertFalse(self.adapter.verify_notification({},
+                        json.dumps(data)))
 
     def test_state_mapping(self):
         state = MidtransAdapter.state

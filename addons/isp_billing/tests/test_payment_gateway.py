@@ -27,7 +27,7 @@ from trytond.modules.isp_billing.exceptions import (
     PaymentGatewayError,
     PaymentOnlineError,
 )
-from trytond.modules.isp_billing.gateway import redact_url
+from trytond.modules.isp_billing.gateway import CREDENTIALS, redact_url
 
 from .payment_setup import (
     SEQUENCES,
@@ -852,6 +852,60 @@ class PaymentGatewayTestCase(RouteTestCase):
             self.assertEqual(
                 Gateway.read([gateway_id], ['server_key'])[0]['server_key'],
                 'SB-Mid-server-fake')
+
+    def test_secrets_per_record(self):
+        """Gateway accounts created together get their own callback secret,
+        copies a new one; invoices created together (a billing batch) get
+        their own payment link; every random default of the billing
+        models is drawn per record"""
+        from trytond.modules.isp_base.tests.inputs import (
+            assert_secret_defaults,
+        )
+        with self.transaction() as transaction:
+            pool = Pool()
+            Gateway = pool.get('isp.payment.gateway')
+            found = {(m.__name__, f)
+                for m, f in assert_secret_defaults(self, pool)}
+            self.assertLessEqual({
+                    ('isp.payment.gateway', 'callback_secret'),
+                    ('account.invoice', 'isp_pay_token')}, found)
+            accounts = Gateway.create([{'name': 'M%d' % i,
+                        'provider': 'mpesa'} for i in range(3)])
+            copies = Gateway.copy(accounts)
+            chosen, = Gateway.create([{'name': 'C', 'provider': 'mpesa',
+                        'callback_secret': 'chosen-by-admin'}])
+            secrets = [a.callback_secret for a in accounts + copies]
+            self.assertTrue(all(secrets))
+            self.assertEqual(len(set(secrets)), 6)
+            self.assertEqual(chosen.callback_secret, 'chosen-by-admin')
+            transaction.rollback()
+
+        def invoices():
+            Company = Pool().get('company.company')
+            return [i.isp_pay_token for i in create_invoices(
+                    Company(self.company), create_customer(), AMOUNT,
+                    count=3)]
+        tokens = set(self.locked(invoices, tables=SEQUENCES))
+        self.assertEqual(len(tokens), 3)
+        self.assertTrue(all(tokens))
+
+    def test_adapter_masks_every_credential(self):
+        """The adapter of an account masks the value of each of its
+        credential fields (the model's explicit list) in errors and logs"""
+        with self.transaction() as transaction:
+            pool = Pool()
+            Gateway = pool.get('isp.payment.gateway')
+            for provider, _ in Gateway.provider.selection:
+                values = {name: '%s-%s-value' % (provider, name)
+                    for name in {*Gateway.CREDENTIAL_FIELDS,
+                        *CREDENTIALS[provider]}}
+                gateway, = Gateway.create([{'name': provider,
+                            'provider': provider, **values}])
+                with self.subTest(provider=provider):
+                    self.assertEqual(
+                        set(gateway.get_adapter().secrets),
+                        {values[n] for n in Gateway.CREDENTIAL_FIELDS})
+            transaction.rollback()
 
     def test_redact_url(self):
         "The M-Pesa callback token never reaches the database"
