@@ -8,10 +8,15 @@ from trytond.pyson import Bool, Eval, If
 from .exceptions import InputValidationError
 from .validation import input_bounds, input_problem
 
+MAX_BIGINT = 2 ** 63 - 1
+
 
 def _input_kind(field):
-    "The kind of input_problem checking a field, or None"
+    """The kind of input_problem checking a field, or None (read-only
+    fields: only the system writes them)"""
     if isinstance(field, fields.Function) and not field.setter:
+        return None
+    if field.readonly is True:
         return None
     field = getattr(field, '_field', field)
     if isinstance(field, fields.Numeric):
@@ -42,6 +47,9 @@ def check_input(Model, values):
         if kind is None or value is None:
             continue
         minimum, maximum = bounds.get(name, (None, None))
+        if getattr(field, '_sql_type', None) == 'BIGINT':
+            minimum = -MAX_BIGINT if minimum is None else minimum
+            maximum = MAX_BIGINT if maximum is None else maximum
         value, problem = input_problem(kind, value, minimum, maximum)
         if problem:
             minimum, maximum = input_bounds(kind, minimum, maximum)

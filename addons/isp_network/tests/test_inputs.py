@@ -80,6 +80,10 @@ class NetworkInputsTestCase(NetworkMixin, RouteTestCase):
                     with self.assertRaises(InputValidationError) as cm:
                         Router.write([router], values)
                     self.assertIn(field, cm.exception.message)
+            # what only the system writes (a sync's health) is not bounded
+            self.assertEqual(Router.preprocess_values('write', {
+                        'total_memory': 4026531840})['total_memory'],
+                4026531840)
 
 
 del RouteTestCase
