@@ -169,10 +169,14 @@ def test_demo_network_on_simulated_routers(demo):
     assert all(re.fullmatch(r'[A-Z]{2,5}-[A-Z]{2,6}\d{6}-\d{3}',
                 s['customer_id']) for s in services)
     routers = client.call('model.isp.router.search_read', [], 0, None,
-        None, ['code', 'reachable', 'secret_count'])
+        None, ['code', 'reachable', 'secret_count', 'api_password'])
     assert {r['code'] for r in routers} == {'CKP', 'MLGT', 'WSTL'}
     assert all(r['reachable'] for r in routers)
     assert sum(r['secret_count'] for r in routers) == 65
+    # each router its own API password, none the staff's
+    passwords = [r['api_password'] for r in routers]
+    assert all(passwords) and len(set(passwords)) == 3
+    assert password not in passwords
 
 
 def _invoices(client):

@@ -782,3 +782,35 @@ def test_cli(tmp_path, password):
     names = [i['name'] for i in saved['router2']['menus']['/ppp/secret'][
         'items']]
     assert names == ['user1', 'user2', 'user3', 'kept']
+
+
+def test_cli_password_per_router(tmp_path):
+    """A JSON password file gives each router its own password, which wins
+    over the one of a saved state (the demo's routers.json)"""
+    passwords = {'router1': '-First-Pa55', 'router2': 'Second-Pa55'}
+    (tmp_path / 'passwords.json').write_text(json.dumps(passwords))
+    state = tmp_path / 'state.json'
+    state.write_text(json.dumps({'routers': {
+                    'router1': {'users': {'admin': 'old-shared'}}}}))
+    command = [sys.executable, '-m', 'tools.routeros_sim', '--count', '2',
+        '--base-port', '0', '--password-file',
+        str(tmp_path / 'passwords.json'), '--state-file', str(state)]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+        env={**os.environ, 'PYTHONPATH': str(ROOT)})
+    try:
+        lines = [process.stdout.readline().strip() for _ in range(2)]
+        for line in lines:
+            fields = dict(part.split('=', 1) for part in line.split()[:4])
+            own = passwords[fields['name']]
+            other, = set(passwords.values()) - {own}
+            for wrong in [other, 'old-shared']:
+                with pytest.raises(TrapError):
+                    librouteros.connect(fields['host'], 'admin', wrong,
+                        port=int(fields['port']), timeout=5)
+            api = librouteros.connect(fields['host'], 'admin', own,
+                port=int(fields['port']), timeout=5)
+            api.close()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=10)

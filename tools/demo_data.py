@@ -553,14 +553,24 @@ def load(pool, password):
     return summary
 
 
-def _routers(pool, branches, port, password):
+def router_password(passwords, index):
+    """The API password of the simulator of ROUTERS' `index`: its own, from
+    {simulator name: password} (the simulators are sim1, sim2...)"""
+    return passwords['sim%d' % (index + 1)]
+
+
+def _routers(pool, branches, port, passwords):
     Router = pool.get('isp.router')
     routers = []
     for branch, code, name, index, isolation in ROUTERS:
         company = branches[branch]
+        password = router_password(passwords, index)
         existing = Router.search([
                 ('company', '=', company.id), ('code', '=', code)])
         if existing:
+            if existing[0].api_password != password:
+                # a demo made when the routers used the staff password
+                Router.write(existing, {'api_password': password})
             routers.append(existing[0])
             continue
         values = {
@@ -716,9 +726,9 @@ def _branches(pool):
     return [Company.search([('party.name', '=', b[0])])[0] for b in BRANCHES]
 
 
-def _register(pool, port, password):
+def _register(pool, port, passwords):
     branches = _branches(pool)
-    routers = _routers(pool, branches, port, password)
+    routers = _routers(pool, branches, port, passwords)
     return [s.id for s in _services(pool, branches, routers)]
 
 
@@ -782,14 +792,14 @@ def _sync(pool):
     Router.sync(Router.search([]))
 
 
-def load_network(database, password, port, control_port, today=None):
+def load_network(database, passwords, port, control_port, today=None):
     """Routers on the simulators and a service per subscriber, registered
     (and so billed) 20-23 days before `today`; most first invoices paid,
     the others isolated by today's reminder run; sessions online; then a
     sync reads the routers back."""
     start = history_start(today or _today())
     with clock(start):
-        service_ids = _transact(database, _register, port, password)
+        service_ids = _transact(database, _register, port, passwords)
     if service_ids:
         with clock(start + datetime.timedelta(days=7)):
             _transact(database, _pay, service_ids, start)
@@ -857,6 +867,9 @@ def main():
         help="file holding the password given to the demo staff")
     parser.add_argument('--router-port', type=int,
         help="API port of the first simulated router (scripts/demo)")
+    parser.add_argument('--router-passwords-file',
+        help="JSON file of the simulated routers' API passwords by "
+        "simulator name (sim1, sim2...), one each (scripts/demo)")
     parser.add_argument('--router-control-port', type=int,
         help="control port of the router simulators")
     parser.add_argument('--public-url',
@@ -868,6 +881,8 @@ def main():
         help="JSON file of the fakes' credentials by provider (default: "
         "the fakes' fixed ones)")
     args = parser.parse_args()
+    if args.router_port and not args.router_passwords_file:
+        parser.error("--router-port needs --router-passwords-file")
     import trytond.config as config
     config.update_etc(args.config)
     from trytond import backend
@@ -904,8 +919,10 @@ def main():
             print('payment gateway %s (%s) on %s' % (
                     name, company or "central", url))
     if args.router_port:
-        count = load_network(args.database, password, args.router_port,
-            args.router_control_port, today)
+        with open(args.router_passwords_file) as fp:
+            router_passwords = json.load(fp)
+        count = load_network(args.database, router_passwords,
+            args.router_port, args.router_control_port, today)
         print('%d services registered on the simulated routers' % count)
     for name, currency, posted, paid, overdue, link in _transact(
             args.database, billing_summary):

@@ -2384,7 +2384,8 @@ def build_parser():
     parser.add_argument(
         '--password-file',
         help='read the API password from this file (keeps it off the '
-        'process list)')
+        'process list); a JSON object {router name: password} gives each '
+        'router its own')
     parser.add_argument('--legacy-login', action='store_true',
         help='accept only the pre-6.43 MD5 challenge login')
     parser.add_argument('--plain-only', action='store_true',
@@ -2429,7 +2430,9 @@ def make_routers(args, parser=None):
         routers.append(Router(
             name=f'{args.name_prefix}{index + 1}',
             version=versions[index % len(versions)],
-            username=args.user, password=_password(args), host=args.host,
+            username=args.user,
+            password=_password(args, f'{args.name_prefix}{index + 1}'),
+            host=args.host,
             port=port, ssl=ssl_port is not None, ssl_port=ssl_port or 0,
             legacy_login=args.legacy_login, plain_only=args.plain_only))
     return routers
@@ -2466,16 +2469,27 @@ def _prepare(routers, args, state):
     for router in routers:
         if router.name in state:
             router.load_dict(state[router.name])
+            # the password given now wins over the one of the saved state
+            router.add_user(args.user, _password(args, router.name))
         elif args.seed_secrets or args.seed_active:
             router.seed(args.seed_secrets, args.seed_active,
                 prefix=args.seed_prefix)
 
 
 
-def _password(args):
+def _password(args, name=None):
+    """The API password of router `name`: --password, or the content of
+    --password-file, or its entry when the file holds a JSON object"""
     if args.password_file:
         with open(args.password_file, encoding='utf-8') as fh:
-            return fh.read().strip()
+            text = fh.read().strip()
+        if text.startswith('{'):
+            passwords = json.loads(text)
+            if name not in passwords:
+                raise SystemExit(f'no password for {name} in '
+                    f'{args.password_file}')
+            return passwords[name]
+        return text
     return args.password
 
 def main(argv=None):
