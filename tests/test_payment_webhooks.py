@@ -10,7 +10,8 @@ the queued tasks.
 - NUL bytes and lone surrogates in unsigned fields of a genuine payment
   (PostgreSQL refuses NUL in text): recorded, paid;
 - a forged notification, a wrong amount and an unknown reference change
-  nothing (the wrong amount is flagged for staff);
+  nothing (the wrong amount is recorded, answered 200, then refused and
+  flagged for staff by the queue task);
 - with the callback lost, the reconciliation cron (through the worker)
   marks the invoice paid.
 
@@ -213,7 +214,10 @@ def test_refused_change_nothing(stack, fakes):
     delivery, = fake.notify(forged, bad_signature=True)
     assert delivery.status == 403
     delivery, = fake.pay(wrong, amount=1000)
-    assert delivery.status == 422
+    assert delivery.status == 200
+    assert _settled(stack, [wrong], {
+            wrong: ('pending', 'posted', 'wrong_amount')})[wrong] == (
+        'pending', 'posted', 'wrong_amount'), stack.worker_log()[-3000:]
     import urllib.request
     request = urllib.request.Request(
         stack.url + stack.webhook_path('midtrans'),
@@ -254,5 +258,39 @@ def test_dropped_callback_reconciled(stack, fakes):
     assert _settled(stack, [reference], {
             reference: ('paid', 'paid', None)})[reference] == (
         'paid', 'paid', None), stack.worker_log()[-3000:]
+    with stack.transaction():
+        assert payment_moves(invoice) == 1
+
+
+def test_status_api_down_recorded(stack, fakes):
+    """M-Pesa (which does not retry) pays while its status API is down:
+    answered 200 once recorded 'queued', nothing paid; the reconciliation
+    cron queues the task again and the worker pays once"""
+    fake = fakes['mpesa']
+    (invoice, reference), = _open(stack, 'mpesa', 1, 'Down')
+    fake.fail_api(1, status=503)
+    delivery, = fake.pay(reference)
+    assert delivery.status == 200, (delivery.answer, delivery.error)
+    assert wait_until(lambda: not fake._api_faults, timeout=60)
+
+    def queued():
+        with stack.transaction():
+            from trytond.pool import Pool
+            Notification = Pool().get('isp.payment.notification')
+            return [n.verdict for n in Notification.search(
+                    [('transaction.reference', '=', reference)])]
+    assert wait_until(lambda: queued() == ['queued'], timeout=60)
+    with stack.transaction():
+        assert payment_states([reference])[reference] == (
+            'pending', 'posted', None)
+        assert payment_moves(invoice) == 0
+    later = dt.datetime.now() + dt.timedelta(minutes=30)
+    with stack.transaction(company=stack.kenya, _isp_payment_now=later):
+        from trytond.pool import Pool
+        Pool().get('isp.payment.transaction').reconcile_pending()
+    assert _settled(stack, [reference], {
+            reference: ('paid', 'paid', None)})[reference] == (
+        'paid', 'paid', None), stack.worker_log()[-3000:]
+    assert wait_until(lambda: 'queued' not in queued(), timeout=60)
     with stack.transaction():
         assert payment_moves(invoice) == 1

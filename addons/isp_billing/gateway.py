@@ -102,6 +102,7 @@ REVIEWS = [
     ('reversed', "Reversed after payment"),
     ]
 VERDICTS = [
+    ('queued', "Queued"),
     ('applied', "Applied"),
     ('duplicate', "Already applied"),
     ('ignored', "Ignored"),
@@ -111,6 +112,10 @@ VERDICTS = [
     ]
 #: Verdicts that refuse the notification (answered 4xx, flagged for staff).
 REFUSED = {'wrong_amount', 'wrong_currency'}
+#: The most queued notifications one `apply_queued` task takes.
+BATCH = 500
+#: What `ask_status` returns for a provider that cannot be asked now.
+UNREACHABLE = object()
 
 
 def _now():
@@ -517,7 +522,8 @@ class PaymentTransaction(ModelSQL, ModelView):
 
     @classmethod
     def process_notification(cls, transaction, notification, source='webhook',
-            headers=None, body=None, url=None, confirmation=None):
+            headers=None, body=None, url=None, confirmation=None,
+            stored=None):
         """Apply a verified `notification` to `transaction` at most once and
         store it; return the verdict (see VERDICTS).
 
@@ -534,7 +540,10 @@ class PaymentTransaction(ModelSQL, ModelView):
         The transaction's row is locked first (ModelSQL.lock: SELECT ... FOR
         UPDATE NOWAIT on PostgreSQL; Tryton restarts the database
         transaction with the lock taken when it was not), then read again:
-        a concurrent notification waits, then finds it applied."""
+        a concurrent notification waits, then finds it applied.
+
+        `stored` is the notification's record when the webhook route
+        recorded it 'queued': it gets the verdict instead of a new record."""
         cls.lock([transaction])
         transaction = cls(transaction.id)
         if source == 'query':
@@ -557,8 +566,11 @@ class PaymentTransaction(ModelSQL, ModelView):
                     and transaction.needs_confirmation(confirmation)):
                 cls.process_notification(transaction, confirmation,
                     source='query', body=_query_body(confirmation))
-        transaction._store(notification, verdict, source, headers=headers,
-            body=body, url=url)
+        if stored is not None:
+            stored.__class__.write([stored], {'verdict': verdict})
+        else:
+            transaction._store(notification, verdict, source,
+                headers=headers, body=body, url=url)
         if verdict in REFUSED:
             logger.warning("payment %s: %s notification refused (%s)",
                 transaction.reference, transaction.provider, verdict)
@@ -578,6 +590,66 @@ class PaymentTransaction(ModelSQL, ModelView):
         cls.lock_for_processing([transaction])
         return cls.process_notification(transaction, notification,
             confirmation=confirmation, **stored)
+
+    @classmethod
+    def record_notification(cls, transaction, notification, headers=None,
+            body=None, url=None):
+        """Record the verified `notification` of `transaction` 'queued'
+        and queue the task applying it (`apply_queued`): what the webhook
+        route does before answering"""
+        transaction._store(notification, 'queued', 'webhook',
+            headers=headers, body=body, url=url)
+        with Transaction().reset_context():
+            cls.__queue__.apply_queued([transaction])
+
+    @classmethod
+    def apply_queued(cls, transactions):
+        """Queue task: apply every notification recorded 'queued' of the
+        branches of `transactions` in one batch.
+
+        The providers' status APIs are asked first (once per payment whose
+        notification would change it), then the rows of every payment of
+        the batch, their invoices and the move sequence are locked at once
+        (`lock_for_processing`: one restart of the database transaction at
+        most) and each notification is applied in the order received,
+        getting its verdict.  A notification whose confirmation could not
+        be had (the API down) stays 'queued': the reconciliation cron
+        queues the task again."""
+        pool = Pool()
+        Notification = pool.get('isp.payment.notification')
+        companies = list({t.company.id for t in transactions})
+        queued = Notification.search([
+                ('verdict', '=', 'queued'),
+                ('company', 'in', companies),
+                ], order=[('id', 'ASC')], limit=BATCH)
+        if not queued:
+            return []
+        payments = list({n.transaction for n in queued})
+        answers = {}
+        for stored in queued:
+            payment = stored.transaction
+            if (payment.id not in answers
+                    and payment.needs_confirmation(stored.notification)):
+                answers[payment.id] = payment.query_status(
+                    unreachable=UNREACHABLE)
+        cls.lock_for_processing(payments)
+        applied = []
+        for stored in Notification.browse(queued):
+            if stored.verdict != 'queued':
+                continue
+            payment = cls(stored.transaction.id)
+            notification = stored.notification
+            confirmation = None
+            if payment.needs_confirmation(notification):
+                confirmation = answers.get(payment.id, UNREACHABLE)
+                if confirmation is UNREACHABLE:
+                    continue
+            cls.process_notification(payment, notification,
+                confirmation=confirmation, stored=stored)
+            applied.append(stored)
+        if len(queued) == BATCH:
+            cls.__queue__.apply_queued(transactions)
+        return applied
 
     def needs_confirmation(self, notification):
         """Whether `notification` would change the transaction (its state,
@@ -645,6 +717,9 @@ class PaymentTransaction(ModelSQL, ModelView):
                     'currency_code': _text(notification.currency, 10),
                     'provider_status': _text(
                         notification.provider_status, 100),
+                    'provider_id': _text(notification.provider_id, 100),
+                    'receipt': _text(notification.receipt, 100),
+                    'reversal': bool(notification.reversal),
                     'verdict': verdict,
                     'url': _text(redact_url(url), 2000),
                     'headers': _text(redact_headers(headers)),
@@ -765,7 +840,26 @@ class PaymentTransaction(ModelSQL, ModelView):
         for transaction in due:
             # one task each: a slow or failing provider delays no other
             cls.__queue__.check_status([transaction])
+        cls._requeue_notifications(now, company)
         return due
+
+    @classmethod
+    def _requeue_notifications(cls, now, company=None):
+        """Queue `apply_queued` again for the branches holding webhook
+        notifications left 'queued' (their provider could not be asked)"""
+        pool = Pool()
+        Notification = pool.get('isp.payment.notification')
+        domain = [
+            ('verdict', '=', 'queued'),
+            ('received_at', '<=', now - dt.timedelta(minutes=1)),
+            ]
+        if company:
+            domain.append(('company', '=', company))
+        first = {}
+        for stored in Notification.search(domain, order=[('id', 'ASC')]):
+            first.setdefault(stored.company.id, stored.transaction)
+        for transaction in first.values():
+            cls.__queue__.apply_queued([transaction])
 
     @classmethod
     @ModelView.button
@@ -853,13 +947,15 @@ class PaymentTransaction(ModelSQL, ModelView):
                     sequence.id)
         return locks
 
-    def query_status(self):
+    def query_status(self, unreachable=None):
         """The provider's answer (a gateways.Notification) about this
         payment, or None when it does not know the payment yet (Midtrans
-        before a method is chosen), cannot be asked now or answers about
-        another payment"""
+        before a method is chosen) or answers about another payment,
+        `unreachable` when it cannot be asked now"""
         answer = ask_status(self.gateway.get_adapter(), self.reference,
-            self.provider_id)
+            self.provider_id, unreachable=unreachable)
+        if answer is unreachable:
+            return answer
         if answer is not None and not self.binds(answer):
             logger.warning("payment %s: the provider's status is about "
                 "another payment", self.reference)
@@ -886,10 +982,10 @@ class _LockRows(TransactionError):
             locked.setdefault(table, []).extend(ids)
 
 
-def ask_status(adapter, reference, provider_id=None):
-    """`adapter`'s status answer about the payment, or None when the
-    provider does not know it or cannot be asked now (runs outside any
-    database transaction too: the webhook route's confirmation)"""
+def ask_status(adapter, reference, provider_id=None, unreachable=None):
+    """`adapter`'s status answer about the payment, None when the
+    provider does not know it, `unreachable` when it cannot be asked now
+    (runs outside any database transaction too)"""
     try:
         return adapter.query_status(reference, provider_id=provider_id)
     except gateways.TransactionNotFound:
@@ -897,7 +993,7 @@ def ask_status(adapter, reference, provider_id=None):
     except gateways.GatewayError as exception:
         logger.warning("payment %s: status query failed: %s",
             reference, exception)
-        return None
+        return unreachable
 
 
 def _query_body(notification):
@@ -956,8 +1052,13 @@ class PaymentNotification(ModelSQL, ModelView):
     amount = fields.Numeric("Notified Amount", readonly=True)
     currency_code = fields.Char("Notified Currency", readonly=True)
     provider_status = fields.Char("Provider Status", readonly=True)
+    provider_id = fields.Char("Provider ID", readonly=True,
+        help="The provider's id of the payment the notification tells.")
+    receipt = fields.Char("Receipt", readonly=True)
+    reversal = fields.Boolean("Reversal", readonly=True,
+        help="The failure notified undoes a payment (refund, chargeback).")
     verdict = fields.Selection(VERDICTS, "Verdict", required=True,
-        readonly=True)
+        readonly=True, help="'Queued' until a queue task applies it.")
     url = fields.Char("URL", readonly=True,
         help="The URL called, without its secret token.")
     headers = fields.Text("Headers", readonly=True,
@@ -970,7 +1071,21 @@ class PaymentNotification(ModelSQL, ModelView):
         cls._order.insert(0, ('received_at', 'DESC'))
         cls._order.insert(1, ('id', 'DESC'))
         t = cls.__table__()
-        cls._sql_indexes.add(Index(t, (t.transaction, Index.Range())))
+        cls._sql_indexes.update({
+                Index(t, (t.transaction, Index.Range())),
+                Index(t, (t.company, Index.Range()), (t.id, Index.Range()),
+                    where=t.verdict == 'queued'),
+                })
+
+    @property
+    def notification(self):
+        """The gateways.Notification recorded (as the verified one, for
+        the queue task)"""
+        return gateways.Notification(self.transaction.reference,
+            self.state, self.amount, self.currency_code or None,
+            self.provider_id or None,
+            provider_status=self.provider_status or '',
+            reversal=bool(self.reversal), receipt=self.receipt or '')
 
 
 def new_pay_token():

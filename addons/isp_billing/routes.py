@@ -13,19 +13,19 @@ input:
    status_code must be the one of the unsigned transaction_status); forged:
    403, nothing stored; a body about another payment (provider id) or with a
    receipt already used: 403 / 409, nothing stored;
-3. when it would change the transaction, the provider's status API is asked
-   (outside any database transaction): what it answers is applied, never
-   the notification's unsigned fields;
-4. a database transaction starting with the transaction's row locked
-   (``SELECT ... FOR UPDATE NOWAIT``, retried while a concurrent
-   notification holds it) re-reads it, checks amount and currency, applies
-   the confirmed state at most once and stores the notification (text the
-   database takes, without its signature);
-5. the answer leaves only once that is committed: 2xx when applied, already
-   applied or out of date, 422 when refused (wrong amount or currency,
-   flagged for staff), 503 when the lock could not be had or the status
-   API did not confirm (the notification is stored 'unconfirmed'; the
-   provider retries, the reconciliation cron applies what the API says).
+3. a short database transaction records the notification 'queued' (text
+   the database takes, without its signature) and queues
+   ``isp.payment.transaction.apply_queued``; the answer (2xx) leaves only
+   once that is committed (503 when the database is busy);
+4. the queue task (in the request after the commit when no worker runs)
+   takes every queued notification of the branch in one batch: the
+   provider's status API is asked for those that would change their
+   payment (what it answers is applied, never the notification's unsigned
+   fields), the payments, invoices and move sequence are locked once, and
+   each notification is applied at most once and gets its verdict
+   (applied, duplicate, ignored, unconfirmed, wrong amount or currency
+   flagged for staff); one the API could not confirm now stays 'queued'
+   and the reconciliation cron queues the task again.
 
 ``GET /<database_name>/isp_billing/pay/<token>``: the public payment link of
 an invoice (sent in the notices, printed as the QR code): opens an online
@@ -49,7 +49,6 @@ from trytond.transaction import Transaction, TransactionError
 from trytond.wsgi import app
 
 from .exceptions import PaymentGatewayError, PaymentOnlineError
-from .gateway import REFUSED, ask_status
 from .gateways import ADAPTERS, NotificationError
 
 logger = logging.getLogger(__name__)
@@ -177,37 +176,25 @@ def webhook(request, pool, provider):
         if isinstance(refusal, Response):
             return refusal
         notification = refusal
-        record_id, provider_id = record.id, record.provider_id
-        locks = PaymentTransaction.locks_for([record])
-        confirm = record.needs_confirmation(notification)
+        record_id = record.id
 
-    # 2. a change is applied as the provider's status API tells it (asked
-    # outside any database transaction)
-    confirmation = (ask_status(adapter, reference, provider_id) if confirm
-        else None)
-
-    # 3. apply once, under the row lock; answer once committed
-    def apply():
+    # 2. record it 'queued' and queue its application; answer once
+    # committed (the task runs here, after the commit, when no worker does)
+    def record_():
         PaymentTransaction = pool.get('isp.payment.transaction')
-        return PaymentTransaction.process_notification(
-            PaymentTransaction(record_id), notification, source='webhook',
-            headers=headers, body=body, url=url, confirmation=confirmation)
+        PaymentTransaction.record_notification(
+            PaymentTransaction(record_id), notification, headers=headers,
+            body=body, url=url)
     try:
-        verdict = run_locked(pool, context, locks, apply)
+        run_locked(pool, context, {}, record_)
     except (SQLConstraintError, backend.DatabaseIntegrityError):
-        # the receipt was recorded by a concurrent notification meanwhile
-        logger.warning("%s webhook %s: receipt already used", provider,
-            reference)
-        return _answer(provider, HTTPStatus.CONFLICT, 'receipt already used')
+        logger.warning("%s webhook %s: not recorded", provider, reference,
+            exc_info=True)
+        return _answer(provider, HTTPStatus.CONFLICT, 'not recorded')
     except backend.DatabaseOperationalError:
         logger.warning("%s webhook %s: busy, asked to retry", provider,
             reference)
         return _answer(provider, HTTPStatus.SERVICE_UNAVAILABLE, 'busy')
-    if verdict in REFUSED:
-        return _answer(provider, HTTPStatus.UNPROCESSABLE_ENTITY, verdict)
-    if verdict == 'unconfirmed':
-        return _answer(provider, HTTPStatus.SERVICE_UNAVAILABLE,
-            'not confirmed by the status API yet')
     return _answer(provider, HTTPStatus.OK)
 
 
