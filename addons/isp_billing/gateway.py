@@ -21,6 +21,7 @@ import datetime as dt
 import logging
 import re
 import secrets
+import time
 import urllib.parse
 from decimal import Decimal
 
@@ -116,6 +117,10 @@ REFUSED = {'wrong_amount', 'wrong_currency'}
 BATCH = 500
 #: What `ask_status` returns for a provider that cannot be asked now.
 UNREACHABLE = object()
+#: Seconds a status answer asked by `apply_queued` is reused by its run
+#: restarted with the locks (the restarted run holds them: no query there).
+ANSWER_REUSE = 10
+_answers = {}
 
 
 def _now():
@@ -630,9 +635,11 @@ class PaymentTransaction(ModelSQL, ModelView):
             payment = stored.transaction
             if (payment.id not in answers
                     and payment.needs_confirmation(stored.notification)):
-                answers[payment.id] = payment.query_status(
-                    unreachable=UNREACHABLE)
+                answers[payment.id] = payment._status_answer()
         cls.lock_for_processing(payments)
+        database = Transaction().database.name
+        for payment_id in answers:
+            _answers.pop((database, payment_id), None)
         applied = []
         for stored in Notification.browse(queued):
             if stored.verdict != 'queued':
@@ -650,6 +657,21 @@ class PaymentTransaction(ModelSQL, ModelView):
         if len(queued) == BATCH:
             cls.__queue__.apply_queued(transactions)
         return applied
+
+    def _status_answer(self):
+        """The provider's answer (`query_status`, UNREACHABLE when it
+        cannot be asked), reused when asked a moment ago by the run of
+        `apply_queued` that restarted for its locks"""
+        now = time.monotonic()
+        for key, (asked, _) in list(_answers.items()):
+            if now - asked > ANSWER_REUSE:
+                _answers.pop(key, None)
+        key = (Transaction().database.name, self.id)
+        if key in _answers:
+            return _answers[key][1]
+        answer = self.query_status(unreachable=UNREACHABLE)
+        _answers[key] = (now, answer)
+        return answer
 
     def needs_confirmation(self, notification):
         """Whether `notification` would change the transaction (its state,

@@ -659,7 +659,8 @@ class PaymentGatewayTestCase(RouteTestCase):
         """Notifications recorded 'queued' (no worker free yet) are applied
         by one task per branch in one batch: every queued payment of the
         branch with one lock restart (their rows, invoices and the move
-        sequence at once), repeats as duplicates; the other branch's wait
+        sequence at once) and one status query each, asked before the
+        locks, repeats as duplicates; the other branch's wait
         for their own task; a second run finds nothing"""
         # a first payment of the period through the route (it opens the
         # journal's period, a table lock of its own)
@@ -701,8 +702,13 @@ class PaymentGatewayTestCase(RouteTestCase):
                 [('reference', '=', reference)])
             return len(PaymentTransaction.apply_queued([payment]))
         (_, first), *_, (mpesa_id, mpesa) = opened
+        for fake in self.fakes.values():
+            fake.requests.clear()
         applied, restarts, _ = run_locked(lambda: apply(first))
         self.assertEqual((applied, restarts), (8, 1))
+        # one status query per payment, none in the run holding the locks
+        self.assertEqual(sum(len(self.fakes[p].requests)
+                for p in ['midtrans', 'xendit', 'duitku']), 4)
         for invoice_id, reference in opened[:-1]:
             self.assertEqual(self.state(invoice_id, reference),
                 ('paid', 'paid', None, ['applied', 'duplicate'], 1))
