@@ -11,7 +11,7 @@ from trytond.transaction import Transaction
 
 from .common import InputGuardMixin, set_branch_context
 from .exceptions import PlanValidationError
-from .validation import rate_limit
+from .validation import RATE_LIMIT_FIELDS, rate_limit, rate_problem
 
 _PLAN = {
     'invisible': ~Eval('isp_plan', False),
@@ -146,33 +146,22 @@ class Template(InputGuardMixin, metaclass=PoolMeta):
         "Check that the plan's figures make a coherent MikroTik profile"
         if self.type != 'service':
             raise self._plan_error('not_service')
+        problem = rate_problem(
+            {name: getattr(self, name) for name in RATE_LIMIT_FIELDS})
+        if problem:
+            problem, name = problem
+            raise self._plan_error(
+                problem, field=self._label(name) if name else None)
         for direction in ('download', 'upload'):
             rate = getattr(self, '%s_rate' % direction)
-            burst = getattr(self, 'burst_%s_rate' % direction)
-            threshold = getattr(self, 'burst_threshold_%s' % direction)
-            throttled = getattr(self, 'throttled_%s_rate' % direction)
-            for name in (
-                    '%s_rate' % direction, 'burst_%s_rate' % direction,
-                    'burst_threshold_%s' % direction,
-                    'throttled_%s_rate' % direction):
-                value = getattr(self, name)
-                if value is not None and value <= 0:
-                    raise self._plan_error(
-                        'rate_positive', field=self._label(name))
-            if burst is not None and burst <= rate:
-                raise self._plan_error('burst_above_rate',
-                    field=self._label('burst_%s_rate' % direction))
-            if burst and (not threshold or threshold >= rate):
-                raise self._plan_error('burst_threshold',
-                    field=self._label('burst_threshold_%s' % direction))
+            name = 'throttled_%s_rate' % direction
+            throttled = getattr(self, name)
+            if throttled is not None and throttled <= 0:
+                raise self._plan_error(
+                    'rate_positive', field=self._label(name))
             if throttled is not None and throttled >= rate:
-                raise self._plan_error('throttled_below_rate',
-                    field=self._label('throttled_%s_rate' % direction))
-        bursts = [self.burst_download_rate, self.burst_upload_rate]
-        if any(bursts) and not all(bursts):
-            raise self._plan_error('burst_both')
-        if any(bursts) and not (self.burst_time and self.burst_time > 0):
-            raise self._plan_error('burst_time')
+                raise self._plan_error(
+                    'throttled_below_rate', field=self._label(name))
         if self.quota is not None:
             if self.quota <= 0:
                 raise self._plan_error('quota_positive')

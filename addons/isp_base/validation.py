@@ -125,6 +125,111 @@ def rate_limit(upload, download, burst_upload=None, burst_download=None,
     return value
 
 
+#: The rates a MikroTik rate limit holds, by the names of the plan's fields
+#: (kbit/s; `burst_time` in seconds).
+RATE_LIMIT_FIELDS = [
+    'upload_rate', 'download_rate', 'burst_upload_rate', 'burst_download_rate',
+    'burst_threshold_upload', 'burst_threshold_download', 'burst_time']
+_RATE_RE = re.compile(r'^(\d{1,12})([kMG]?)$')
+_TIME_RE = re.compile(r'^(\d{1,6})s?$')
+_RATE_UNITS = {'': None, 'k': 1, 'M': 1000, 'G': 1000 ** 2}
+
+
+def parse_rate(text):
+    """Return the kbit/s of a MikroTik rate ('512k', '10M', '1G', or bits
+    per second in thousands: '64000'), or None when malformed"""
+    match = _RATE_RE.match(text)
+    if not match:
+        return None
+    number, unit = int(match.group(1)), _RATE_UNITS[match.group(2)]
+    if unit is None:
+        if number % 1000:
+            return None
+        return number // 1000
+    return number * unit
+
+
+def _pair(token, parse):
+    "(rx, tx) of a MikroTik 'rx/tx' token (one value: both), or None"
+    parts = token.split('/')
+    if len(parts) > 2:
+        return None
+    values = [parse(p) for p in parts]
+    if None in values:
+        return None
+    return (values[0], values[-1])
+
+
+def parse_rate_limit(text):
+    """Read MikroTik's rate-limit syntax, `rx[/tx] [burst-rx[/burst-tx]
+    [threshold-rx[/threshold-tx] [time-rx[/time-tx] [priority
+    [min-rx[/min-tx]]]]]]`, rx being what the client uploads.
+
+    Return {plan field name: value} (see RATE_LIMIT_FIELDS; a burst part of
+    0 is none) for `rate_problem`, or None when the text is malformed (or
+    its priority is not 1 to 8, its minimum rates above the rates)."""
+    tokens = (text or '').split()
+    if not 1 <= len(tokens) <= 6:
+        return None
+    parsers = [parse_rate, parse_rate, parse_rate,
+        lambda t: int(m.group(1)) if (m := _TIME_RE.match(t)) else None,
+        None, parse_rate]
+    pairs = []
+    for index, token in enumerate(tokens):
+        if index == 4:
+            if not (token.isdigit() and 1 <= int(token) <= 8):
+                return None
+            pairs.append(None)
+            continue
+        pair = _pair(token, parsers[index])
+        if pair is None:
+            return None
+        pairs.append(pair)
+    pairs += [None] * (6 - len(pairs))
+    (upload, download), burst, threshold, time, _, minimum = pairs
+    if minimum and (minimum[0] > upload or minimum[1] > download):
+        return None
+    burst, threshold = burst or (0, 0), threshold or (0, 0)
+    return {
+        'upload_rate': upload, 'download_rate': download,
+        'burst_upload_rate': burst[0] or None,
+        'burst_download_rate': burst[1] or None,
+        'burst_threshold_upload': threshold[0] or None,
+        'burst_threshold_download': threshold[1] or None,
+        'burst_time': min(time) if time else None,
+        }
+
+
+def rate_problem(rates):
+    """Return (problem, field name) when the rates of a plan or profile do
+    not make a coherent MikroTik rate limit, else None.
+
+    `rates` maps the names of RATE_LIMIT_FIELDS to kbit/s (None: not set).
+    The problems are 'rate_positive', 'burst_above_rate', 'burst_threshold'
+    (each with the field at fault), 'burst_both' and 'burst_time' (None)."""
+    for direction in ('download', 'upload'):
+        rate = rates.get('%s_rate' % direction)
+        burst = rates.get('burst_%s_rate' % direction)
+        threshold = rates.get('burst_threshold_%s' % direction)
+        for name in ('%s_rate' % direction, 'burst_%s_rate' % direction,
+                'burst_threshold_%s' % direction):
+            value = rates.get(name)
+            if value is not None and value <= 0:
+                return 'rate_positive', name
+        if burst is not None and rate is not None and burst <= rate:
+            return 'burst_above_rate', 'burst_%s_rate' % direction
+        if burst and (not threshold or (
+                    rate is not None and threshold >= rate)):
+            return 'burst_threshold', 'burst_threshold_%s' % direction
+    bursts = [rates.get('burst_download_rate'), rates.get('burst_upload_rate')]
+    if any(bursts) and not all(bursts):
+        return 'burst_both', None
+    burst_time = rates.get('burst_time')
+    if any(bursts) and not (burst_time and burst_time > 0):
+        return 'burst_time', None
+    return None
+
+
 def national_id_problem(number, country_code=None):
     """Return why `number` is not a valid national ID for the branch's
     country, or None.  Indonesian branches (and branches with no country)
