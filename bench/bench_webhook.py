@@ -571,10 +571,11 @@ def _timed_pay(fake, reference):
     return time.perf_counter() - started, deliveries
 
 
-def run(uri, invoices, isolated, sample, senders, interval=0.05):
+def run(uri, invoices, isolated, sample, senders, interval=0.05,
+        workers=1):
     from tools.fake_gateways import FakeMidtrans
     from tools.routeros_sim import Router as SimRouter
-    stack = Stack(uri)
+    stack = Stack(uri, workers=workers)
     sim = SimRouter(name='bench', version='7.16.2', password='bench')
     sim.start()
     fake = FakeMidtrans().start()
@@ -688,6 +689,7 @@ def run(uri, invoices, isolated, sample, senders, interval=0.05):
         sim.stop()
         with contextlib.suppress(Exception):
             stack.drop_database()
+    print('%d worker process(es)' % workers)
     print('%d paid invoices; latency one at a time min %.1f / median %.1f /'
         ' p95 %.1f / max %.1f ms' % (paid, min(latencies) * 1000,
             statistics.median(latencies) * 1000,
@@ -725,6 +727,8 @@ def main(argv=None):
     parser.add_argument('--interval', type=float, default=0.05,
         help="seconds between the payments of isolated subscribers "
         "(default 0.05: 20 payments/s)")
+    parser.add_argument('--workers', type=int, default=1,
+        help="trytond-worker processes (default 1)")
     parser.add_argument('--setup-only', action='store_true',
         help="only populate the database (again, even when a template is "
         "kept) and print its time")
@@ -734,7 +738,8 @@ def main(argv=None):
         func, args = setup_only, (options.invoices, options.isolated)
     else:
         func, args = run, (options.invoices, options.isolated,
-            options.sample, options.senders, options.interval)
+            options.sample, options.senders, options.interval,
+            options.workers)
     if options.uri:
         func(options.uri, *args)
     else:
