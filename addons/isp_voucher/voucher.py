@@ -31,7 +31,10 @@ from trytond.transaction import Transaction
 
 from trytond.modules.isp_base.common import InputGuardMixin
 from trytond.modules.isp_base.field_access import SystemFieldsCopyMixin
-from trytond.modules.isp_base.tenancy import BranchOnChangeMixin
+from trytond.modules.isp_base.tenancy import (
+    BranchOnChangeMixin,
+    check_companies,
+)
 from trytond.modules.isp_base.validation import (
     parse_rate_limit,
     rate_problem,
@@ -87,11 +90,40 @@ def minimum_code_length(quantity, alphabet=ALPHABET):
     return length
 
 
+class BranchValuesMixin:
+    """A client's create and write refuse (BranchAccessError, naming no
+    record) the records of other branches given to `_branch_fields`: the
+    domain validation would refuse them naming them"""
+    __slots__ = ()
+    _branch_fields = ()
+
+    @classmethod
+    def _check_branch_values(cls, vlist):
+        transaction = Transaction()
+        if not (transaction.user and transaction.check_access):
+            return
+        check_companies([
+                cls._fields[name].get_target()(values[name])
+                for values in vlist for name in cls._branch_fields
+                if values.get(name) is not None])
+
+    @classmethod
+    def create(cls, vlist):
+        cls._check_branch_values(vlist)
+        return super().create(vlist)
+
+    @classmethod
+    def write(cls, *args):
+        cls._check_branch_values(args[1::2])
+        super().write(*args)
+
+
 class Profile(
-        BranchOnChangeMixin, InputGuardMixin, SystemFieldsCopyMixin,
-        DeactivableMixin, ModelSQL, ModelView):
+        BranchValuesMixin, BranchOnChangeMixin, InputGuardMixin,
+        SystemFieldsCopyMixin, DeactivableMixin, ModelSQL, ModelView):
     "ISP Voucher Profile"
     __name__ = 'isp.voucher.profile'
+    _branch_fields = ('company', 'product', 'router', 'router_pool')
 
     company = fields.Many2One(
         'company.company', "Company", required=True, ondelete='RESTRICT',
@@ -302,10 +334,11 @@ class Profile(
 
 
 class Batch(
-        BranchOnChangeMixin, InputGuardMixin, SystemFieldsCopyMixin, Workflow,
-        ModelSQL, ModelView):
+        BranchValuesMixin, BranchOnChangeMixin, InputGuardMixin,
+        SystemFieldsCopyMixin, Workflow, ModelSQL, ModelView):
     "ISP Voucher Batch"
     __name__ = 'isp.voucher.batch'
+    _branch_fields = ('company', 'profile')
 
     company = fields.Many2One(
         'company.company', "Company", required=True, ondelete='RESTRICT',
