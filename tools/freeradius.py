@@ -557,6 +557,17 @@ class FreeRadius:
         with self._lock:
             return ''.join(self._lines)
 
+    def log_has(self, text, timeout=5.0):
+        """Whether FreeRADIUS printed `text`, waiting up to `timeout`
+        seconds: its answer can reach the client before the log line is
+        read from its output (a loaded machine shows it)"""
+        deadline = time.monotonic() + timeout
+        while text not in self.log:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
     @property
     def running(self):
         return self.process is not None and self.process.poll() is None
