@@ -60,6 +60,35 @@ def check_companies(records):
                     model=Model.__names__()['model']))
 
 
+class BranchValuesMixin:
+    """A client's create and write (RPC, with access checks) refuse
+    (BranchAccessError, naming no record) the records of other branches
+    given to `_branch_fields`: the domain validation would refuse them
+    naming them"""
+    __slots__ = ()
+    _branch_fields = ()
+
+    @classmethod
+    def _check_branch_values(cls, vlist):
+        transaction = Transaction()
+        if not (transaction.user and transaction.check_access):
+            return
+        check_companies([
+                cls._fields[name].get_target()(values[name])
+                for values in vlist for name in cls._branch_fields
+                if values.get(name) is not None])
+
+    @classmethod
+    def create(cls, vlist):
+        cls._check_branch_values(vlist)
+        return super().create(vlist)
+
+    @classmethod
+    def write(cls, *args):
+        cls._check_branch_values(args[1::2])
+        super().write(*args)
+
+
 def view_records(view):
     """The stored records a view instance (a wizard's state, an on_change's
     record) refers to, through its Many2One, Reference, One2Many and

@@ -28,7 +28,10 @@ from trytond.modules.isp_base.common import (
     SecretDefaultsMixin,
     rec_name_domain,
 )
-from trytond.modules.isp_base.tenancy import BranchOnChangeMixin
+from trytond.modules.isp_base.tenancy import (
+    BranchOnChangeMixin,
+    BranchValuesMixin,
+)
 
 from .exceptions import ServiceDeleteError, ServiceValidationError
 from .router import backoff, update_rows
@@ -82,11 +85,12 @@ def pick_username(code, taken, digits=USERNAME_DIGITS):
 
 
 class Service(
-        BranchOnChangeMixin, InputGuardMixin, SecretDefaultsMixin, Workflow,
-        ModelSQL, ModelView):
+        BranchValuesMixin, BranchOnChangeMixin, InputGuardMixin,
+        SecretDefaultsMixin, Workflow, ModelSQL, ModelView):
     "ISP Service"
     __name__ = 'isp.service'
     _rec_name = 'customer_id'
+    _branch_fields = ('company', 'subscriber', 'location', 'plan', 'router')
 
     company = fields.Many2One(
         'company.company', "Company", required=True, ondelete='RESTRICT',

@@ -33,7 +33,7 @@ from trytond.modules.isp_base.common import InputGuardMixin
 from trytond.modules.isp_base.field_access import SystemFieldsCopyMixin
 from trytond.modules.isp_base.tenancy import (
     BranchOnChangeMixin,
-    check_companies,
+    BranchValuesMixin,
 )
 from trytond.modules.isp_base.validation import (
     parse_rate_limit,
@@ -88,34 +88,6 @@ def minimum_code_length(quantity, alphabet=ALPHABET):
     while code_space(length, alphabet) < SPACE_FACTOR * quantity:
         length += 1
     return length
-
-
-class BranchValuesMixin:
-    """A client's create and write refuse (BranchAccessError, naming no
-    record) the records of other branches given to `_branch_fields`: the
-    domain validation would refuse them naming them"""
-    __slots__ = ()
-    _branch_fields = ()
-
-    @classmethod
-    def _check_branch_values(cls, vlist):
-        transaction = Transaction()
-        if not (transaction.user and transaction.check_access):
-            return
-        check_companies([
-                cls._fields[name].get_target()(values[name])
-                for values in vlist for name in cls._branch_fields
-                if values.get(name) is not None])
-
-    @classmethod
-    def create(cls, vlist):
-        cls._check_branch_values(vlist)
-        return super().create(vlist)
-
-    @classmethod
-    def write(cls, *args):
-        cls._check_branch_values(args[1::2])
-        super().write(*args)
 
 
 class Profile(

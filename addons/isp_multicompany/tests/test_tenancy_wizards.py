@@ -462,6 +462,36 @@ class TenancyWizardsTestCase(unittest.TestCase):
         self.assertEqual(result['location'], bdg['location'].id)
 
     @with_transaction()
+    def test_create_write_other_branch_values(self):
+        """A client's create or write of a service with another branch's
+        router, plan, location or subscriber is refused naming none of them
+        (the domain validation named them)"""
+        pool = Pool()
+        data = setup_branches(self.sim)
+        bdg, nbo = data['bdg'], data['nbo']
+        Service = pool.get('isp.service')
+        context = data['context']
+        user = data['users']['group_isp_branch_admin']
+        own = {
+            'company': bdg['company'].id,
+            'subscriber': bdg['subscriber'].id,
+            'location': bdg['location'].id,
+            'plan': bdg['plan'].id,
+            'router': bdg['router'].id,
+            'username': 'leak-probe',
+            }
+        for name in ['subscriber', 'location', 'plan', 'router']:
+            with self.subTest(field=name):
+                values = dict(own, **{name: nbo[name].id})
+                self.assertRefused(data, BranchAccessError, rpc, user,
+                    Service, 'create', [values], context=context)
+                self.assertRefused(data, BranchAccessError, rpc, user,
+                    Service, 'write', [bdg['service'].id],
+                    {name: nbo[name].id}, context=context)
+        self.assertEqual(
+            Service.search([('username', '=', 'leak-probe')]), [])
+
+    @with_transaction()
     def test_on_change_models(self):
         "The ISP models and forms with on_change methods have the guard"
         pool = Pool()
