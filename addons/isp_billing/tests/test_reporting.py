@@ -29,8 +29,10 @@ from decimal import Decimal
 
 from trytond.model.exceptions import AccessError
 from trytond.pool import Pool
-from trytond.tests.test_tryton import activate_module, with_transaction
+from trytond.tests.test_tryton import with_transaction
 from trytond.transaction import Transaction
+
+from trytond.modules.isp_base.tests.class_setup import ClassSetupMixin
 
 from .payment_setup import create_branch
 from .reporting_tools import (
@@ -133,13 +135,13 @@ def as_user(user, company=None, **context):
         _check_access=True, **context)
 
 
-class ReportingTestCase(unittest.TestCase):
+class ReportingTestCase(ClassSetupMixin, unittest.TestCase):
     "Test the reports and the dashboard"
+    setup_modules = ['isp_billing']
 
     @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        activate_module('isp_billing')
+    def setup_class_data(cls):
+        return setup_data()
 
     def search(self, model, **context):
         Model = Pool().get(model)
@@ -149,7 +151,7 @@ class ReportingTestCase(unittest.TestCase):
     @with_transaction()
     def test_aged_receivables(self):
         "Aged receivables per subscriber as of a date"
-        data = setup_data()
+        data = self.class_data()
         jakarta = data['jakarta']
         rows = self.search(
             'isp.report.aged_receivable', company=jakarta.id)
@@ -184,7 +186,7 @@ class ReportingTestCase(unittest.TestCase):
     @with_transaction()
     def test_revenue(self):
         "Revenue per month by plan, location and router"
-        data = setup_data()
+        data = self.class_data()
         jakarta = data['jakarta']
         home20, home50, _ = data['plans']
         kcb, bdg, _ = data['locations']
@@ -220,7 +222,7 @@ class ReportingTestCase(unittest.TestCase):
     @with_transaction()
     def test_monthly(self):
         "MRR, ARPU, growth, churn, overdue and isolated per month"
-        data = setup_data()
+        data = self.class_data()
         jakarta = data['jakarta']
         rows = self.search('isp.report.monthly', company=jakarta.id)
         figures = [(r.month, r.mrr, r.revenue, r.subscribers, r.arpu,
@@ -243,7 +245,7 @@ class ReportingTestCase(unittest.TestCase):
     @with_transaction()
     def test_dashboard(self):
         "The dashboard's current figures per branch"
-        data = setup_data()
+        data = self.class_data()
         jakarta, nairobi = data['jakarta'], data['nairobi']
         budi, siti, agus, dewi, kamau = data['services']
         ckp, bdr, wst = data['routers']
@@ -285,7 +287,7 @@ class ReportingTestCase(unittest.TestCase):
         Dashboard = pool.get('isp.report.dashboard')
         Revenue = pool.get('isp.report.revenue.plan')
         Aged = pool.get('isp.report.aged_receivable')
-        data = setup_data()
+        data = self.class_data()
         jakarta, nairobi = data['jakarta'], data['nairobi']
 
         def companies(Model, user, company=None, **context):
@@ -333,7 +335,7 @@ class ReportingTestCase(unittest.TestCase):
         from openpyxl import load_workbook
         pool = Pool()
         Export = pool.get('isp.report.export', type='wizard')
-        data = setup_data()
+        data = self.class_data()
         jakarta = data['jakarta']
 
         def export(format_, model='isp.report.monthly', ids=None,
