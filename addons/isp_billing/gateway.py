@@ -19,6 +19,7 @@ docs/payments.md.
 """
 import datetime as dt
 import logging
+import random
 import re
 import secrets
 import time
@@ -26,6 +27,7 @@ import urllib.parse
 from decimal import Decimal
 
 from sql import Null
+from trytond import backend, config
 from trytond.i18n import gettext
 from trytond.model import (
     DeactivableMixin,
@@ -113,14 +115,56 @@ VERDICTS = [
     ]
 #: Verdicts that refuse the notification (answered 4xx, flagged for staff).
 REFUSED = {'wrong_amount', 'wrong_currency'}
-#: The most queued notifications one `apply_queued` task takes.
+#: The most queued notifications one `apply_queued` batch takes.
 BATCH = 500
+#: The key (with the branch's id) of the advisory lock held by the run of
+#: `apply_queued` applying a branch's notifications.
+APPLY_LOCK = 0x15B1
+#: Seconds a run of `apply_queued` goes on before handing over to a task
+#: queued anew (the follow-ups it queued get a worker meanwhile).
+APPLY_SLICE = 5
 #: What `ask_status` returns for a provider that cannot be asked now.
 UNREACHABLE = object()
 #: Seconds a status answer asked by `apply_queued` is reused by its run
 #: restarted with the locks (the restarted run holds them: no query there).
 ANSWER_REUSE = 10
 _answers = {}
+
+
+def _serialised():
+    """Whether runs of `apply_queued` hold their branch (queue workers on
+    PostgreSQL); else each runs in its request (no worker) as one batch"""
+    return (config.getboolean('queue', 'worker', default=False)
+        and backend.name == 'postgresql')
+
+
+def _branch_lock(connection, company):
+    "Take the branch's `apply_queued` lock on `connection` if free"
+    cursor = connection.cursor()
+    cursor.execute('SELECT pg_try_advisory_lock(%s, %s)',
+        (APPLY_LOCK, company))
+    return cursor.fetchone()[0]
+
+
+def _branch_unlock(connection, company):
+    cursor = connection.cursor()
+    cursor.execute('SELECT pg_advisory_unlock(%s, %s)',
+        (APPLY_LOCK, company))
+
+
+def _branch_applying(company):
+    """Whether a run of `apply_queued` holds the branch `company` now
+    (never without workers on PostgreSQL)"""
+    if not _serialised():
+        return False
+    cursor = Transaction().connection.cursor()
+    cursor.execute('SELECT 1 FROM pg_locks '
+        "WHERE locktype = 'advisory' AND granted "
+        'AND database = (SELECT oid FROM pg_database '
+        'WHERE datname = current_database()) '
+        'AND classid = %s AND objid = %s AND objsubid = 2',
+        (APPLY_LOCK, company))
+    return cursor.fetchone() is not None
 
 
 def _now():
@@ -601,34 +645,158 @@ class PaymentTransaction(ModelSQL, ModelView):
             body=None, url=None):
         """Record the verified `notification` of `transaction` 'queued'
         and queue the task applying it (`apply_queued`): what the webhook
-        route does before answering"""
+        route does before answering.
+
+        While a run of `apply_queued` holds the branch (workers on
+        PostgreSQL), no task is queued: that run looks again for queued
+        notifications once it has let the branch go.  Then the id of
+        `transaction` is returned, and the caller, once this is
+        committed, calls `apply_after_commit` with it (the run may have
+        looked for the last time before the commit)."""
         transaction._store(notification, 'queued', 'webhook',
             headers=headers, body=body, url=url)
+        if _branch_applying(transaction.company.id):
+            return transaction.id
+        cls._queue_apply(transaction.id)
+        return None
+
+    @classmethod
+    def apply_after_commit(cls, transaction_id):
+        """Queue `apply_queued` for the branch of the payment
+        `transaction_id`, whose notification was recorded (committed)
+        while a run held the branch, unless a run still holds it: that
+        run looks again once it lets the branch go, after this commit"""
+        transaction = cls(transaction_id)
+        if not _branch_applying(transaction.company.id):
+            cls._queue_apply(transaction_id)
+
+    @classmethod
+    def _queue_apply(cls, transaction_id):
+        "Queue `apply_queued` for the branch of payment `transaction_id`"
         with Transaction().reset_context():
-            cls.__queue__.apply_queued([transaction])
+            cls.__queue__.apply_queued([cls(transaction_id)])
 
     @classmethod
     def apply_queued(cls, transactions):
         """Queue task: apply every notification recorded 'queued' of the
-        branches of `transactions` in one batch.
+        branches of `transactions`, in batches.
 
-        The providers' status APIs are asked first (once per payment whose
-        notification would change it), then the rows of every payment of
-        the batch, their invoices and the move sequence are locked at once
-        (`lock_for_processing`: one restart of the database transaction at
-        most) and each notification is applied in the order received,
-        getting its verdict.  A notification whose confirmation could not
-        be had (the API down) stays 'queued': the reconciliation cron
-        queues the task again."""
+        For each batch the providers' status APIs are asked first (once
+        per payment whose notification would change it), then the rows of
+        every payment of the batch, their invoices and the move sequence
+        are locked at once (`lock_for_processing`: one restart of the
+        database transaction at most) and each notification is applied in
+        the order received, getting its verdict; the invoices' follow-ups
+        (reconciliation, notices, reactivation) are done once for the
+        batch (`Invoice.isp_payments_batch`).  A notification whose
+        confirmation could not be had (the API down) stays 'queued': the
+        reconciliation cron queues the task again.
+
+        With workers on PostgreSQL one run at a time holds a branch (a
+        session advisory lock, APPLY_LOCK and the branch's id): another
+        task of the branch finding it held returns at once, and the
+        holder applies batch after batch, each in a database transaction
+        of its own, until none is left, lets the branch go, then looks
+        once more (a notification committed while it held the branch had
+        its task skipped).  After APPLY_SLICE seconds it hands over to a
+        new task, so the follow-ups queued meanwhile get a worker."""
+        companies = sorted({t.company.id for t in transactions})
+        if not _serialised():
+            applied, _, full = cls._apply_batch(companies)
+            if full:
+                cls.__queue__.apply_queued(transactions)
+            return applied
+        applied = []
+        deadline = time.monotonic() + APPLY_SLICE
+        anchors = {}
+        for transaction in transactions:
+            anchors.setdefault(transaction.company.id, transaction.id)
+        for company in companies:
+            applied += cls._apply_branch(company, anchors[company], deadline)
+        return applied
+
+    @classmethod
+    def _apply_branch(cls, company, anchor, deadline):
+        """Apply the branch's queued notifications while holding it;
+        return the notifications applied (`anchor`: a payment of the
+        branch, for the task handed over)"""
         pool = Pool()
         Notification = pool.get('isp.payment.notification')
-        companies = list({t.company.id for t in transactions})
-        queued = Notification.search([
-                ('verdict', '=', 'queued'),
-                ('company', 'in', companies),
-                ], order=[('id', 'ASC')], limit=BATCH)
+        connection = Transaction().connection
+        applied, tried = [], set()
+        while True:
+            if not _branch_lock(connection, company):
+                # the holder looks again once it lets the branch go
+                return applied
+            handed_over = False
+            try:
+                while True:
+                    done, left, _ = cls._in_own_transaction(
+                        lambda: cls._apply_batch([company], exclude=tried))
+                    applied += done
+                    tried.update(left)
+                    if not done and not left:
+                        break
+                    if time.monotonic() > deadline:
+                        handed_over = True
+                        break
+            finally:
+                _branch_unlock(connection, company)
+            if handed_over:
+                cls._in_own_transaction(lambda: cls._queue_apply(anchor))
+                return applied
+
+            def left():
+                return Notification.search([
+                        ('verdict', '=', 'queued'),
+                        ('company', '=', company),
+                        ('id', 'not in', list(tried)),
+                        ], limit=1)
+            if not cls._in_own_transaction(left, readonly=True):
+                return applied
+
+    @classmethod
+    def _in_own_transaction(cls, func, readonly=False):
+        """Run `func` in a database transaction of its own, committed,
+        restarted with the locks it asks for (as Tryton's wrappers do)
+        and retried when the database is busy"""
+        extras = {}
+        retry = config.getint('database', 'retry')
+        for attempt in range(retry + 1):
+            try:
+                with Transaction().new_transaction(readonly=readonly,
+                        **extras) as transaction:
+                    try:
+                        return func()
+                    except TransactionError as exception:
+                        transaction.rollback()
+                        exception.fix(extras)
+                        continue
+            except backend.DatabaseOperationalError:
+                if attempt >= retry:
+                    raise
+                time.sleep(0.02 * (attempt + 1) * random.random())
+        raise RuntimeError("not done after %d attempts" % (retry + 1))
+
+    @classmethod
+    def _apply_batch(cls, companies, exclude=()):
+        """Apply the queued notifications of `companies` (up to BATCH,
+        oldest first, but those of `exclude`) in this database
+        transaction; return (the notifications applied, those left
+        queued, whether BATCH were taken)"""
+        pool = Pool()
+        Notification = pool.get('isp.payment.notification')
+        Invoice = pool.get('account.invoice')
+        domain = [
+            ('verdict', '=', 'queued'),
+            ('company', 'in', companies),
+            ]
+        if exclude:
+            domain.append(('id', 'not in', list(exclude)))
+        queued = Notification.search(domain, order=[('id', 'ASC')],
+            limit=BATCH)
         if not queued:
-            return []
+            return [], [], False
         payments = list({n.transaction for n in queued})
         answers = {}
         for stored in queued:
@@ -637,26 +805,28 @@ class PaymentTransaction(ModelSQL, ModelView):
                     and payment.needs_confirmation(stored.notification)):
                 answers[payment.id] = payment._status_answer()
         cls.lock_for_processing(payments)
+        applied, left = [], []
+        with Invoice.isp_payments_batch():
+            for stored in Notification.browse(queued):
+                if stored.verdict != 'queued':
+                    continue
+                payment = cls(stored.transaction.id)
+                notification = stored.notification
+                confirmation = None
+                if payment.needs_confirmation(notification):
+                    confirmation = answers.get(payment.id, UNREACHABLE)
+                    if confirmation is UNREACHABLE:
+                        left.append(stored.id)
+                        continue
+                cls.process_notification(payment, notification,
+                    confirmation=confirmation, stored=stored)
+                applied.append(stored)
+        # kept until now for the restarts (locks asked on the way, e.g.
+        # the first payment of a journal's period)
         database = Transaction().database.name
         for payment_id in answers:
             _answers.pop((database, payment_id), None)
-        applied = []
-        for stored in Notification.browse(queued):
-            if stored.verdict != 'queued':
-                continue
-            payment = cls(stored.transaction.id)
-            notification = stored.notification
-            confirmation = None
-            if payment.needs_confirmation(notification):
-                confirmation = answers.get(payment.id, UNREACHABLE)
-                if confirmation is UNREACHABLE:
-                    continue
-            cls.process_notification(payment, notification,
-                confirmation=confirmation, stored=stored)
-            applied.append(stored)
-        if len(queued) == BATCH:
-            cls.__queue__.apply_queued(transactions)
-        return applied
+        return applied, left, len(queued) == BATCH
 
     def _status_answer(self):
         """The provider's answer (`query_status`, UNREACHABLE when it
@@ -816,6 +986,8 @@ class PaymentTransaction(ModelSQL, ModelView):
         pool = Pool()
         Invoice = pool.get('account.invoice')
         Date = pool.get('ir.date')
+        if hasattr(Invoice, 'isp_payments_due'):
+            Invoice.isp_payments_due(self.document.id)
         invoice = Invoice(self.document.id)
         if invoice.state not in {'posted', 'paid'}:
             return {'review': 'document_settled', 'review_note': _text(

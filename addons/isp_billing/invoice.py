@@ -1,7 +1,9 @@
 # This file is part of the ISP suite.  The COPYRIGHT file at the top level of
 # this repository contains the full copyright notices and license terms.
 """Invoices of services: posting, notices, staff payments, credit."""
+import contextlib
 import datetime as dt
+import weakref
 from collections import defaultdict
 from decimal import Decimal
 from itertools import groupby
@@ -52,6 +54,11 @@ AMOUNT_CACHE = [
 # written on draft invoices without changing their taxes: the amounts cache
 # and the number's search columns (written after each create)
 TAX_NEUTRAL_FIELDS = set(AMOUNT_CACHE) | {'number_alnum', 'number_digit'}
+
+
+#: The payments batch open in a database transaction
+#: (`Invoice.isp_payments_batch`): what its payments left to do at its end.
+_batches = weakref.WeakKeyDictionary()
 
 
 def _format_amount(lang, amount, currency):
@@ -570,13 +577,16 @@ class Invoice(metaclass=PoolMeta):
         subscriber's receivable as credit, used by the next invoice.
         The 'payment received' notice is queued, and so is the reactivation
         of the subscriber's services isolated for non-payment once nothing
-        is left overdue.  Callers check who may record payments: this
-        method runs without access checks."""
+        is left overdue.  Within `isp_payments_batch` all that is done at
+        its end, for all its payments at once (the payment moves too, of
+        the payments of part or all of what is left to pay: then None is
+        returned).  Callers check who may record payments: this method
+        runs without access checks."""
         pool = Pool()
         Date = pool.get('ir.date')
         MoveLine = pool.get('account.move.line')
-        Service = pool.get('isp.service')
         amount = Decimal(amount)
+        batch = _batches.get(Transaction())
         with without_check_access():
             invoice = cls(int(invoice))
             cls.lock([invoice])
@@ -589,6 +599,10 @@ class Invoice(metaclass=PoolMeta):
                 raise PaymentError(gettext(
                         'isp_billing.msg_payment_invoice_not_posted',
                         invoice=invoice.rec_name))
+            if batch is not None and invoice.id in batch['paying']:
+                # a second payment of the invoice in the batch
+                cls._isp_pay_deferred(batch)
+                invoice = cls(invoice.id)
             with Transaction().set_context(company=invoice.company.id):
                 if date is None:
                     date = Date.today()
@@ -597,7 +611,13 @@ class Invoice(metaclass=PoolMeta):
                 description = reference or METHOD_LABELS.get(method, method)
                 to_pay = (invoice.amount_to_pay
                     if invoice.state == 'posted' else Decimal(0))
-                if to_pay <= 0:
+                move = None
+                if (batch is not None and 0 < amount <= to_pay
+                        and invoice.currency == invoice.company.currency):
+                    # moved in bulk at the end of the batch
+                    batch['paying'][invoice.id] = (
+                        amount, payment_method, date, description)
+                elif to_pay <= 0:
                     move = invoice._isp_credit_move(
                         amount, payment_method, date, description)
                 else:
@@ -608,20 +628,137 @@ class Invoice(metaclass=PoolMeta):
                     move = lines[0].move
                     invoice = cls(invoice.id)
                     if invoice.currency.is_zero(invoice.amount_to_pay):
-                        MoveLine.reconcile([line_ for line_ in
-                                invoice.lines_to_pay + invoice.payment_lines
-                                if not line_.reconciliation])
+                        lines = [line_ for line_ in
+                            invoice.lines_to_pay + invoice.payment_lines
+                            if not line_.reconciliation]
+                        if batch is None:
+                            MoveLine.reconcile(lines)
+                        else:
+                            batch['reconcile'].append(
+                                [line_.id for line_ in lines])
             invoice = cls(invoice.id)
-            cls.isp_notify_payment(invoice, amount, date)
-            services = Service.search([
-                    ('company', '=', invoice.company.id),
-                    ('subscriber', '=', invoice.party.id),
-                    ('state', '=', 'isolated'),
-                    ('isolated_by_billing', '=', True),
-                    ])
-            if services:
-                Service.__queue__.isp_reactivate_paid(services)
+            if batch is None:
+                cls.isp_notify_payment(invoice, amount, date)
+                cls._isp_reactivate_after_payment(
+                    {(invoice.company.id, invoice.party.id)})
+            else:
+                batch['events'].append(
+                    cls._isp_payment_event(invoice, amount, date))
+                batch['parties'].add((invoice.company.id, invoice.party.id))
         return move
+
+    @classmethod
+    @contextlib.contextmanager
+    def isp_payments_batch(cls):
+        """Within it, `isp_record_payment` leaves to the end of the block
+        what it does for each payment besides the payment move: the
+        reconciliations (one `MoveLine.reconcile`, so one invoice
+        processing queued for all), the 'payment received' notices (one
+        `send_events`) and the reactivation (one task for every service
+        of the paying subscribers).  Used by the online payments' batch
+        (`isp.payment.transaction.apply_queued`); nested: the outer one
+        does it."""
+        transaction = Transaction()
+        if transaction in _batches:
+            yield
+            return
+        batch = _batches[transaction] = {
+            'paying': {}, 'reconcile': [], 'events': [], 'parties': set()}
+        try:
+            yield
+            cls._isp_end_payments_batch(batch)
+        finally:
+            _batches.pop(transaction, None)
+
+    @classmethod
+    def _isp_end_payments_batch(cls, batch):
+        pool = Pool()
+        MoveLine = pool.get('account.move.line')
+        Message = pool.get('isp.message')
+        with without_check_access():
+            cls._isp_pay_deferred(batch)
+            groups = [[line_ for line_ in MoveLine.browse(lines)
+                    if not line_.reconciliation]
+                for lines in batch['reconcile']]
+            groups = [lines for lines in groups if lines]
+            if groups:
+                MoveLine.reconcile(*groups)
+            if batch['events']:
+                Message.send_events(batch['events'])
+            cls._isp_reactivate_after_payment(batch['parties'])
+
+    @classmethod
+    def isp_payments_due(cls, invoice):
+        """Record now the payments of the open batch when one of them is of
+        `invoice` (before reading what is left to pay on it)"""
+        batch = _batches.get(Transaction())
+        if batch is not None and int(invoice) in batch['paying']:
+            with without_check_access():
+                cls._isp_pay_deferred(batch)
+
+    @classmethod
+    def _isp_pay_deferred(cls, batch):
+        """Record the payments of the batch left for the end (each paying
+        part or all of what is left on its invoice, in the company's
+        currency) as `pay_invoice` does, but in bulk: one save and one
+        posting of their moves, one write of the invoices' payment lines;
+        the invoices paid off are reconciled with the batch"""
+        pool = Pool()
+        Move = pool.get('account.move')
+        MoveLine = pool.get('account.move.line')
+        Period = pool.get('account.period')
+        paying, batch['paying'] = batch['paying'], {}
+        if not paying:
+            return
+        invoices = cls.browse(list(paying))
+        moves = []
+        for invoice in invoices:
+            amount, method, date, description = paying[invoice.id]
+            lines = [
+                MoveLine(account=invoice.account, debit=0, credit=amount),
+                MoveLine(account=method.debit_account.current(date=date),
+                    debit=amount, credit=0),
+                ]
+            for line in lines:
+                if line.account.party_required:
+                    line.party = invoice.party
+            moves.append(Move(journal=method.journal,
+                    period=Period.find(invoice.company, date=date),
+                    date=date, origin=invoice, description=description,
+                    company=invoice.company, lines=lines))
+        Move.save(moves)
+        Move.post(moves)
+        cls.add_payment_lines({invoice: [line_ for line_ in move.lines
+                    if line_.account == invoice.account]
+                for invoice, move in zip(invoices, moves, strict=True)})
+        for invoice in cls.browse(list(paying)):
+            if invoice.currency.is_zero(invoice.amount_to_pay):
+                batch['reconcile'].append([line_.id for line_ in
+                        invoice.lines_to_pay + invoice.payment_lines
+                        if not line_.reconciliation])
+
+    @classmethod
+    def _isp_reactivate_after_payment(cls, parties):
+        """Queue one reactivation task for the services isolated for
+        non-payment of `parties` ({(company id, party id)})"""
+        pool = Pool()
+        Service = pool.get('isp.service')
+        if not parties:
+            return
+        services = []
+        for sub_parties in grouped_slice(sorted(parties), 500):
+            sub_parties = list(sub_parties)
+            services += [s for s in Service.search([
+                        ('company', 'in',
+                            list({c for c, _ in sub_parties})),
+                        ('subscriber', 'in',
+                            list({p for _, p in sub_parties})),
+                        ('state', '=', 'isolated'),
+                        ('isolated_by_billing', '=', True),
+                        ], order=[('id', 'ASC')])
+                if (s.company.id, s.subscriber.id) in parties]
+        if services:
+            Service.__queue__.isp_reactivate_paid(services)
 
     @classmethod
     def _isp_payment_method(cls, company, method, journal=None):
@@ -673,19 +810,24 @@ class Invoice(metaclass=PoolMeta):
     def isp_notify_payment(cls, invoice, amount, date):
         pool = Pool()
         Message = pool.get('isp.message')
+        Message.send_events([cls._isp_payment_event(invoice, amount, date)])
+
+    @classmethod
+    def _isp_payment_event(cls, invoice, amount, date):
+        "The 'payment received' notice of `amount` paid on `invoice`"
+        pool = Pool()
         Lang = pool.get('ir.lang')
         party = invoice.party
         lang = Lang.get(party.lang.code) if party.lang else Lang.get()
-        Message.send_events([{
-                    'event': 'payment_received', 'party': party,
-                    'company': invoice.company, 'origin': invoice,
-                    'values': {
-                        'amount': _format_amount(
-                            lang, amount, invoice.currency),
-                        'invoice_number': invoice.number or '',
-                        'payment_date': lang.strftime(date),
-                        },
-                    }])
+        return {
+            'event': 'payment_received', 'party': party,
+            'company': invoice.company, 'origin': invoice,
+            'values': {
+                'amount': _format_amount(lang, amount, invoice.currency),
+                'invoice_number': invoice.number or '',
+                'payment_date': lang.strftime(date),
+                },
+            }
 
     @classmethod
     def isp_overdue_parties(cls, company, parties, date):

@@ -15,10 +15,12 @@ input:
    receipt already used: 403 / 409, nothing stored;
 3. a short database transaction records the notification 'queued' (text
    the database takes, without its signature) and queues
-   ``isp.payment.transaction.apply_queued``; the answer (2xx) leaves only
+   ``isp.payment.transaction.apply_queued`` unless a run of it holds the
+   branch (checked again once committed); the answer (2xx) leaves only
    once that is committed (503 when the database is busy);
-4. the queue task (in the request after the commit when no worker runs)
-   takes every queued notification of the branch in one batch: the
+4. the queue task (in the request after the commit when no worker runs;
+   with workers one run per branch at a time, batch after batch until
+   none is left) takes every queued notification of the branch: the
    provider's status API is asked for those that would change their
    payment (what it answers is applied, never the notification's unsigned
    fields), the payments, invoices and move sequence are locked once, and
@@ -182,11 +184,22 @@ def webhook(request, pool, provider):
     # committed (the task runs here, after the commit, when no worker does)
     def record_():
         PaymentTransaction = pool.get('isp.payment.transaction')
-        PaymentTransaction.record_notification(
+        return PaymentTransaction.record_notification(
             PaymentTransaction(record_id), notification, headers=headers,
             body=body, url=url)
+
+    def apply_after_commit():
+        PaymentTransaction = pool.get('isp.payment.transaction')
+        PaymentTransaction.apply_after_commit(record_id)
     try:
-        run_locked(pool, context, {}, record_)
+        if run_locked(pool, context, {}, record_) is not None:
+            # recorded while a run held the branch: unless it still
+            # does (it looks again then), queue the task now
+            try:
+                run_locked(pool, context, {}, apply_after_commit)
+            except backend.DatabaseOperationalError:
+                logger.warning("%s webhook %s: recorded, its task left to "
+                    "the reconciliation cron", provider, reference)
     except (SQLConstraintError, backend.DatabaseIntegrityError):
         logger.warning("%s webhook %s: not recorded", provider, reference,
             exc_info=True)

@@ -526,6 +526,63 @@ class PaymentGatewayTestCase(RouteTestCase):
         self.assertEqual(self.state(invoice_id, second),
             ('paid', 'paid', 'document_settled', ['applied'], 1))
 
+    def test_webhook_paid_twice_in_one_batch(self):
+        """Two payments of one invoice applied in one batch (its payment
+        moves made in bulk at its end): the first pays the invoice, the
+        second is kept as credit and flagged; one notice each, one
+        reconciliation"""
+        (invoice_id, first), = self.open_payment('midtrans')
+        with self.transaction():
+            pool = Pool()
+            Invoice = pool.get('account.invoice')
+            Gateway = pool.get('isp.payment.gateway')
+            second = Invoice.isp_open_payment(Invoice(invoice_id),
+                gateway=Gateway(self.gateways['xendit'])).reference
+        self.fakes['midtrans'].pay(first)
+        self.fakes['xendit'].pay(second)
+
+        def record():
+            PaymentTransaction = Pool().get('isp.payment.transaction')
+            for provider, reference in [
+                    ('midtrans', first), ('xendit', second)]:
+                payment, = PaymentTransaction.search(
+                    [('reference', '=', reference)])
+                delivery, = self.deliveries(provider, reference)
+                notification = payment.gateway.get_adapter(
+                    ).parse_notification(delivery.headers, delivery.body,
+                    url=delivery.url)
+                PaymentTransaction.record_notification(payment,
+                    notification, body=delivery.body)
+            Transaction().tasks.clear()
+        self.locked(record)
+
+        def apply():
+            PaymentTransaction = Pool().get('isp.payment.transaction')
+            payment, = PaymentTransaction.search(
+                [('reference', '=', first)])
+            return len(PaymentTransaction.apply_queued([payment]))
+        # the tasks it queued (the invoice's processing) run once done
+        self.assertEqual(run_locked(apply)[0], 2)
+        self.assertEqual(self.state(invoice_id, first),
+            ('paid', 'paid', None, ['applied'], 1))
+        with self.transaction() as transaction:
+            pool = Pool()
+            Invoice = pool.get('account.invoice')
+            Message = pool.get('isp.message')
+            invoice = Invoice(invoice_id)
+            self.assertTrue(invoice.reconciled)
+            self.assertEqual(len(invoice.payment_lines), 1)
+            # one notice per payment, on each channel
+            messages = Message.search([
+                    ('origin', '=', str(invoice)),
+                    ('event', '=', 'payment_received'),
+                    ])
+            channels = {m.channel for m in messages}
+            self.assertEqual(len(messages), 2 * len(channels))
+            transaction.commit()
+        self.assertEqual(self.state(invoice_id, second),
+            ('paid', 'paid', 'document_settled', ['applied'], 1))
+
     def test_webhook_reversed(self):
         """A refund after payment is never applied silently: flagged once
         the status API confirms it; a refund it does not confirm flags
