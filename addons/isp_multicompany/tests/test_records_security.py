@@ -20,10 +20,11 @@ from trytond.modules.company.model import (
     CompanyValueMixin,
 )
 from trytond.pool import Pool
-from trytond.tests.test_tryton import activate_module, with_transaction
+from trytond.tests.test_tryton import with_transaction
 from trytond.transaction import Transaction
 
 from trytond.modules.isp_base.field_access import system_fields
+from trytond.modules.isp_base.tests.class_setup import ClassSetupMixin
 from trytond.modules.isp_billing.tests.payment_setup import (
     create_branch,
     create_customer,
@@ -88,13 +89,13 @@ def setup_branches():
     return data
 
 
-class RecordsSecurityTestCase(unittest.TestCase):
+class RecordsSecurityTestCase(ClassSetupMixin, unittest.TestCase):
     "Test what branch users may not read or change"
+    setup_modules = ['isp_multicompany']
 
     @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        activate_module('isp_multicompany')
+    def setup_class_data(cls):
+        return setup_branches()
 
     # -- per-company settings --
 
@@ -119,7 +120,7 @@ class RecordsSecurityTestCase(unittest.TestCase):
     def test_configuration_other_branch(self):
         "Settings of another branch: refused to every group, read and write"
         pool = Pool()
-        data = setup_branches()
+        data = self.class_data()
         bandung, nairobi = data['bandung'], data['nairobi']
         configurations, _ = self.configuration_models()
         self.assertGreaterEqual(set(configurations), {
@@ -172,7 +173,7 @@ class RecordsSecurityTestCase(unittest.TestCase):
     def test_configuration_values_direct(self):
         "The per-company value models are not open to RPC calls"
         pool = Pool()
-        data = setup_branches()
+        data = self.class_data()
         _, values = self.configuration_models()
         self.assertGreaterEqual(values, {
                 'isp.configuration.sequence',
@@ -224,7 +225,7 @@ class RecordsSecurityTestCase(unittest.TestCase):
         "Every read-only field of the ISP modules is refused to every group"
         pool = Pool()
         FieldAccess = pool.get('ir.model.field.access')
-        data = setup_branches()
+        data = self.class_data()
         found = self.declared_readonly_fields()
         self.assertGreaterEqual(found, {
                 ('isp.service', 'state'), ('isp.service', 'billed_until'),
@@ -252,7 +253,7 @@ class RecordsSecurityTestCase(unittest.TestCase):
     def test_system_fields_write_service(self):
         "The service's workflow, billing and router fields, as each group"
         pool = Pool()
-        data = setup_branches()
+        data = self.class_data()
         service_id = data['bandung_service'].id
         names = system_fields(pool.get('isp.service'))
         self.assertGreaterEqual(names, {
@@ -289,7 +290,7 @@ class RecordsSecurityTestCase(unittest.TestCase):
     def test_workflow_still_writes(self):
         "Buttons, copies and server code still write the system fields"
         pool = Pool()
-        data = setup_branches()
+        data = self.class_data()
         bandung = data['bandung']
         users = data['users']
         service_id = data['bandung_service'].id
@@ -330,7 +331,7 @@ class RecordsSecurityTestCase(unittest.TestCase):
     def test_shared_records_read_only(self):
         "Shared parties and plans: branches read, the head office writes"
         pool = Pool()
-        data = setup_branches()
+        data = self.class_data()
         bandung = data['bandung']
         Party = pool.get('party.party')
         Template = pool.get('product.template')
