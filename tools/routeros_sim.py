@@ -522,9 +522,11 @@ HOTSPOT_ACTIVE = MenuSpec(
         _ro('bytes-out', '0'),
         _ro('packets-in', '0'),
         _ro('packets-out', '0'),
+        _ro('limit-bytes-total'),
         _ro('radius', 'false', 'bool'),
     ),
     verbs=STATUS_VERBS, indexed=('user',),
+    on_remove='_hotspot_session_closed',
 )
 
 INTERFACE = MenuSpec(
@@ -2052,18 +2054,36 @@ class Router:
             secrets_menu._replace(secret_id, secret)
 
     def hotspot_login(self, user, *, address=None, mac_address=None,
-            uptime=0):
-        "Simulate a hotspot login of an existing ``/ip/hotspot/user``."
+            uptime=0, password=None):
+        """Simulate a hotspot login of an existing ``/ip/hotspot/user``
+        (refused as RouterOS does: wrong password, disabled, its uptime or
+        traffic limit reached, its profile's shared-users all logged in)."""
         with self._lock:
             users = self._menus['/ip/hotspot/user']
             ids = users.indexes['name'].get(user)
             if not ids:
                 raise SimulatorError(f'no /ip/hotspot/user named {user!r}')
             record = users.items[min(ids, key=_id_key)]
+            if password is not None and password != record.get(
+                    'password', ''):
+                raise SimulatorError('invalid username or password')
             if record.get('disabled') == 'true':
                 raise SimulatorError(f'hotspot user {user!r} is disabled')
-            _, pool_address, mac = self._next_sequence()
             active = self._menus['/ip/hotspot/active']
+            time_left, bytes_left = self._hotspot_left(record, time.time())
+            if time_left is not None and time_left <= 0:
+                raise SimulatorError(f'user {user} has reached uptime limit')
+            if bytes_left is not None and bytes_left <= 0:
+                raise SimulatorError(f'user {user} has reached traffic limit')
+            profiles = self._menus['/ip/hotspot/user/profile']
+            profile = profiles.items.get(min(
+                    profiles.indexes['name'].get(record.get('profile'),
+                        {'*0'}), key=_id_key), {})
+            shared = int(profile.get('shared-users') or 1)
+            if len(active.indexes['user'].get(user, ())) >= shared:
+                raise SimulatorError(f'no more sessions are allowed for '
+                    f'user {user}')
+            _, pool_address, mac = self._next_sequence()
             values = dict(active.template)
             values.update({
                 'user': user,
@@ -2072,8 +2092,59 @@ class Router:
                 or mac,
                 'uptime': time.time() - uptime,
             })
+            if time_left is not None:
+                values['session-time-left'] = format_uptime(time_left)
+            if bytes_left is not None:
+                values['limit-bytes-total'] = str(bytes_left)
             item = active._insert(values)
             return dict(active.view(item, time.time()))
+
+    @staticmethod
+    def _hotspot_left(record, now, session=None):
+        """(seconds, bytes) a hotspot user has left (None: no limit), from
+        its counters and the open `session`"""
+        used_time = parse_duration(record.get('uptime') or '0s')
+        used_bytes = (int(record.get('bytes-in') or 0)
+            + int(record.get('bytes-out') or 0))
+        if session is not None:
+            used_time += now - session['uptime']
+            used_bytes += (int(session.get('bytes-in') or 0)
+                + int(session.get('bytes-out') or 0))
+        limit_time = parse_duration(record.get('limit-uptime') or '0s')
+        limit_bytes = int(record.get('limit-bytes-total') or 0)
+        return (limit_time - used_time if limit_time else None,
+            limit_bytes - used_bytes if limit_bytes else None)
+
+    def hotspot_traffic(self, user, *, bytes_in=0, bytes_out=0, seconds=0):
+        """Simulate traffic and time on the open hotspot session of
+        ``user``: its counters grow by ``bytes_in`` (from the client) and
+        ``bytes_out``, its uptime by ``seconds``; a session over the user's
+        uptime or traffic limit is ended as RouterOS does.  Return the
+        session row, or None when it was ended."""
+        with self._lock:
+            active = self._menus['/ip/hotspot/active']
+            ids = sorted(active.indexes['user'].get(user, ()), key=_id_key)
+            if not ids:
+                raise SimulatorError(f'no hotspot session of {user!r}')
+            session = dict(active.items[ids[0]])
+            session['bytes-in'] = str(
+                int(session.get('bytes-in') or 0) + int(bytes_in))
+            session['bytes-out'] = str(
+                int(session.get('bytes-out') or 0) + int(bytes_out))
+            session['uptime'] -= seconds
+            active._replace(ids[0], session)
+            users = self._menus['/ip/hotspot/user']
+            record = users.items[min(users.indexes['name'][user],
+                    key=_id_key)]
+            time_left, bytes_left = self._hotspot_left(
+                record, time.time(), session)
+            if time_left is not None and time_left <= 0:
+                active._delete(ids[0], 'uptime-limit-reached')
+                return None
+            if bytes_left is not None and bytes_left <= 0:
+                active._delete(ids[0], 'traffic-limit-reached')
+                return None
+            return dict(active.view(active.items[ids[0]], time.time()))
 
     def hotspot_logout(self, user):
         "End the hotspot sessions of ``user``; return how many were closed."
@@ -2081,8 +2152,22 @@ class Router:
             active = self._menus['/ip/hotspot/active']
             ids = sorted(active.indexes['user'].get(user, ()), key=_id_key)
             for item_id in ids:
-                active._delete(item_id)
+                active._delete(item_id, 'user-request')
             return len(ids)
+
+    def _hotspot_session_closed(self, item, reason):
+        """Add a closed session's time and traffic to its user's counters
+        (RouterOS updates them when the session ends)"""
+        users = self._menus['/ip/hotspot/user']
+        for user_id in list(users.indexes['name'].get(item.get('user'), ())):
+            record = dict(users.items[user_id])
+            seconds = parse_duration(record.get('uptime') or '0s')
+            record['uptime'] = format_uptime(
+                seconds + time.time() - item['uptime'])
+            for name in ('bytes-in', 'bytes-out'):
+                record[name] = str(int(record.get(name) or 0)
+                    + int(item.get(name) or 0))
+            users._replace(user_id, record)
 
     def seed(self, secrets=0, active=0, *, prefix='user', profile='default',
             service='pppoe', start=1):

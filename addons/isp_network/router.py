@@ -41,18 +41,21 @@ def backoff(attempts):
     return min(BACKOFF_BASE * 2 ** max(attempts - 1, 0), BACKOFF_MAX)
 
 
-def run_concurrently(jobs, threads=SYNC_THREADS):
-    """Run `converge(*job)` for every job in its own thread (each with its
-    own connection) and yield (index, result) as each router finishes, so a
-    slow or dead router never holds the others back."""
+def run_concurrently(jobs, threads=SYNC_THREADS, function=None):
+    """Run `function(*job)` (`converge` by default) for every job in its own
+    thread (each with its own connection) and yield (index, result) as each
+    router finishes, so a slow or dead router never holds the others
+    back."""
+    function = function or converge
     if len(jobs) == 1:
-        yield 0, converge(*jobs[0])
+        yield 0, function(*jobs[0])
         return
     with ThreadPoolExecutor(
             max_workers=max(1, min(len(jobs), threads)),
             thread_name_prefix='isp-router') as executor:
         futures = {
-            executor.submit(converge, *job): i for i, job in enumerate(jobs)}
+            executor.submit(function, *job): i
+            for i, job in enumerate(jobs)}
         for future in as_completed(futures):
             yield futures[future], future.result()
 
