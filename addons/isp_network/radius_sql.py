@@ -21,7 +21,7 @@ can use the queries without a database.
 """
 import re
 
-__all__ = ['install', 'freeradius_queries', 'VIEWS', 'PENDING']
+__all__ = ['install', 'freeradius_queries', 'EXTENSIONS', 'VIEWS', 'PENDING']
 
 # the columns of the aggregation: what was already counted as usage
 COUNTED = ('isp_input_counted', 'isp_output_counted', 'isp_time_counted')
@@ -253,6 +253,26 @@ def drop_views(cursor):
         cursor.execute('DROP VIEW IF EXISTS %s' % name)
 
 
+#: rows other modules add to the views: {key: (tables, {view: query})},
+#: `tables` maps the names in the queries to table names; each query is
+#: appended with UNION ALL (same columns as the view) once its tables exist
+EXTENSIONS = {}
+
+
+def _extensions(cursor, view):
+    "The extension queries of `view` whose tables exist"
+    queries = []
+    for key in sorted(EXTENSIONS):
+        tables, views = EXTENSIONS[key]
+        if view not in views:
+            continue
+        cursor.execute('SELECT ' + ', '.join(
+                ['to_regclass(%s)'] * len(tables)), list(tables.values()))
+        if all(cursor.fetchone()):
+            queries.append(views[view].format(**tables))
+    return queries
+
+
 def install(cursor, tables):
     """Create (again) the functions, views and FreeRADIUS tables.
 
@@ -265,7 +285,9 @@ def install(cursor, tables):
         cursor.execute(statement)
     drop_views(cursor)
     for name, query in VIEWS.items():
-        cursor.execute('CREATE VIEW %s AS %s' % (name, query.format(**tables)))
+        query = ' UNION ALL '.join(
+            [query.format(**tables)] + _extensions(cursor, name))
+        cursor.execute('CREATE VIEW %s AS %s' % (name, query))
     for statement in QUERY_FUNCTIONS:
         cursor.execute(statement)
 
