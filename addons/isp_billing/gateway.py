@@ -18,6 +18,7 @@ it is, a webhook's only as the provider's status answer confirms it.  See
 docs/payments.md.
 """
 import datetime as dt
+import functools
 import logging
 import random
 import re
@@ -120,6 +121,9 @@ BATCH = 500
 #: The key (with the branch's id) of the advisory lock held by the run of
 #: `apply_queued` applying a branch's notifications.
 APPLY_LOCK = 0x15B1
+#: Restarts of a batch for its locks before giving up (one for the
+#: payments, invoices and move sequence, one per lock asked on the way).
+MAX_RESTARTS = 10
 #: Seconds a run of `apply_queued` goes on before handing over to a task
 #: queued anew (the follow-ups it queued get a worker meanwhile).
 APPLY_SLICE = 5
@@ -732,7 +736,8 @@ class PaymentTransaction(ModelSQL, ModelView):
             try:
                 while True:
                     done, left, _ = cls._in_own_transaction(
-                        lambda: cls._apply_batch([company], exclude=tried))
+                        functools.partial(cls._apply_batch, [company],
+                            exclude=tried, chosen=[]))
                     applied += done
                     tried.update(left)
                     if not done and not left:
@@ -762,7 +767,8 @@ class PaymentTransaction(ModelSQL, ModelView):
         and retried when the database is busy"""
         extras = {}
         retry = config.getint('database', 'retry')
-        for attempt in range(retry + 1):
+        busy = restarts = 0
+        while True:
             try:
                 with Transaction().new_transaction(readonly=readonly,
                         **extras) as transaction:
@@ -770,20 +776,25 @@ class PaymentTransaction(ModelSQL, ModelView):
                         return func()
                     except TransactionError as exception:
                         transaction.rollback()
+                        restarts += 1
+                        if restarts > MAX_RESTARTS:
+                            raise
                         exception.fix(extras)
                         continue
             except backend.DatabaseOperationalError:
-                if attempt >= retry:
+                busy += 1
+                if busy > retry:
                     raise
-                time.sleep(0.02 * (attempt + 1) * random.random())
-        raise RuntimeError("not done after %d attempts" % (retry + 1))
+                time.sleep(0.02 * busy * random.random())
 
     @classmethod
-    def _apply_batch(cls, companies, exclude=()):
+    def _apply_batch(cls, companies, exclude=(), chosen=None):
         """Apply the queued notifications of `companies` (up to BATCH,
         oldest first, but those of `exclude`) in this database
         transaction; return (the notifications applied, those left
-        queued, whether BATCH were taken)"""
+        queued, whether BATCH were taken).  `chosen` (a list) keeps the
+        ids taken by the first attempt: a run restarted for its locks
+        takes no other (the notifications come on meanwhile)"""
         pool = Pool()
         Notification = pool.get('isp.payment.notification')
         Invoice = pool.get('account.invoice')
@@ -793,8 +804,12 @@ class PaymentTransaction(ModelSQL, ModelView):
             ]
         if exclude:
             domain.append(('id', 'not in', list(exclude)))
+        if chosen:
+            domain.append(('id', 'in', chosen))
         queued = Notification.search(domain, order=[('id', 'ASC')],
             limit=BATCH)
+        if chosen is not None and not chosen:
+            chosen.extend(n.id for n in queued)
         if not queued:
             return [], [], False
         payments = list({n.transaction for n in queued})
