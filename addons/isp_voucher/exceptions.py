@@ -22,3 +22,7 @@ class CodeSpaceError(UserError):
 
 class VoucherDeleteError(UserError):
     "Sold or used vouchers cannot be deleted"
+
+
+class CardError(UserError):
+    "The cards of a profile's vouchers cannot be printed"

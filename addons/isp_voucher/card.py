@@ -1,0 +1,464 @@
+# This file is part of the ISP suite.  The COPYRIGHT file at the top level of
+# this repository contains the full copyright notices and license terms.
+"""Printed voucher cards: A4 sheets of 8, 24 or 48 cards, each with the
+branch name, the price, the validity, the code (and its password when it
+has its own) and a QR code opening the hotspot login with them filled in.
+
+The sheets are one HTML document (a CSS grid per page, the QR codes inline
+as small PNG data URIs) converted by WeasyPrint, as the invoices are.  What
+makes 10,000 cards print in well under a minute (docs/vouchers.md):
+
+- the QR codes of a batch have the same length, so the version and the mask
+  of the first one are used for every other (qrcode's fitting and its eight
+  trial masks are most of its time);
+- a QR code is an 8-bit grey PNG written here (zlib, no Pillow), one pixel
+  per module, scaled by the browser with `image-rendering: pixelated`;
+  inline SVG paths cost WeasyPrint ~15 ms a card to draw, a PNG ~1 ms;
+- a card is two boxes (image, text lines split by `white-space: pre-line`
+  on one element): WeasyPrint's layout time is per box.
+
+Big batches print in a queue task that attaches the PDF to the batch."""
+import base64
+import re
+import struct
+import urllib.parse
+import zlib
+from html import escape
+from itertools import groupby
+
+import qrcode
+from qrcode.exceptions import DataOverflowError
+from trytond.i18n import gettext
+from trytond.model import ModelView, fields
+from trytond.pool import Pool, PoolMeta
+from trytond.report import Report
+from trytond.tools import slugify
+from trytond.transaction import Transaction, check_access
+from trytond.wizard import (
+    Button,
+    StateReport,
+    StateTransition,
+    StateView,
+    Wizard,
+)
+
+from trytond.modules.isp_base.tenancy import BranchWizardMixin
+
+from .exceptions import CardError, ProfileValidationError
+
+#: cards per A4 page: (columns, rows, font size in pt)
+LAYOUTS = {
+    8: (2, 4, 13),
+    24: (3, 8, 8.5),
+    48: (4, 12, 6.5),
+    }
+DEFAULT_LAYOUT = 24
+PAGE_MARGIN_MM = 8
+PAGE_WIDTH_MM, PAGE_HEIGHT_MM = 210, 297
+#: a host name (RFC 1123): labels of letters, digits and hyphens
+HOST_NAME = re.compile(
+    r'^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)'
+    r'(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$')
+
+
+def valid_host_name(value):
+    "Whether `value` is a host name (not an IP address's only digits)"
+    return bool(value and HOST_NAME.match(value)
+        and not value.replace('.', '').isdigit())
+
+
+def login_url(host, code, password):
+    "The hotspot login URL with the code and password filled in"
+    return 'http://%s/login?%s' % (host, urllib.parse.urlencode(
+            [('username', code), ('password', password)]))
+
+
+class QRMaker:
+    """QR codes of texts of one length: the version and the mask of the
+    first are used for the others (a text that does not fit is fitted)"""
+
+    def __init__(self):
+        self.version = None
+        self.mask = None
+
+    def matrix(self, text):
+        "The modules of the QR code of `text`, with a 1-module border"
+        code = qrcode.QRCode(
+            version=self.version,
+            error_correction=qrcode.constants.ERROR_CORRECT_L,
+            border=1, mask_pattern=self.mask)
+        code.add_data(text)
+        try:
+            code.make(fit=self.version is None)
+        except DataOverflowError:
+            code = qrcode.QRCode(
+                error_correction=qrcode.constants.ERROR_CORRECT_L,
+                border=1)
+            code.add_data(text)
+            code.make(fit=True)
+            return code.get_matrix()
+        if self.version is None:
+            self.version = code.version
+            self.mask = code.best_mask_pattern()
+        return code.get_matrix()
+
+
+def png(matrix):
+    "An 8-bit grey PNG of `matrix` (True: black), one pixel a module"
+    size = len(matrix)
+    raw = b''.join(
+        b'\x00' + bytes(0 if dark else 255 for dark in row)
+        for row in matrix)
+
+    def chunk(kind, data):
+        return (struct.pack('>I', len(data)) + kind + data
+            + struct.pack('>I', zlib.crc32(kind + data)))
+    return (b'\x89PNG\r\n\x1a\n'
+        + chunk(b'IHDR', struct.pack('>IIBBBBB', size, size, 8, 0, 0, 0, 0))
+        + chunk(b'IDAT', zlib.compress(raw, 6))
+        + chunk(b'IEND', b''))
+
+
+def qr_data_uri(maker, text):
+    return 'data:image/png;base64,' + base64.b64encode(
+        png(maker.matrix(text))).decode('ascii')
+
+
+def stylesheet(per_page):
+    "The CSS of sheets of `per_page` cards"
+    columns, rows, font = LAYOUTS[per_page]
+    # a little less than the page: rounding must not push a row over
+    height = (PAGE_HEIGHT_MM - 2 * PAGE_MARGIN_MM - 1) / rows
+    width = (PAGE_WIDTH_MM - 2 * PAGE_MARGIN_MM - 1) / columns
+    qr = min(height - 3, width * 0.42)
+    return (
+        '@page{size:A4;margin:%(margin)smm}'
+        'body{margin:0;font-family:sans-serif;font-size:%(font)spt}'
+        '.sheet{display:grid;'
+        'grid-template-columns:repeat(%(columns)d,%(width).2fmm);'
+        'grid-template-rows:repeat(%(rows)d,%(height).2fmm);'
+        'break-after:page}'
+        '.sheet:last-child{break-after:auto}'
+        '.card{position:relative;box-sizing:border-box;overflow:hidden;'
+        'border:0.2mm dashed #888;padding:1.2mm 1.5mm;'
+        'padding-right:%(text_right).2fmm;white-space:pre-line;'
+        'line-height:1.25}'
+        '.card img{position:absolute;right:1.2mm;top:1.2mm;'
+        'width:%(qr).2fmm;height:%(qr).2fmm;image-rendering:pixelated}'
+        '.card p{margin:0.6mm 0 0;font-weight:bold;font-size:1.3em;'
+        'letter-spacing:0.04em}'
+        ) % {
+        'margin': PAGE_MARGIN_MM, 'font': font, 'columns': columns,
+        'rows': rows, 'width': width, 'height': height, 'qr': qr,
+        'text_right': qr + 2.5,
+        }
+
+
+def card_html(maker, card, labels):
+    """A card: `card` is a dict of branch, price, validity, code, password
+    (None when it is the code) and host.  Its text is one block of lines
+    and one paragraph of the code (no monospace font: its fallback costs
+    WeasyPrint more than the rest of the card)."""
+    code, password = card['code'], card['password']
+    if password and password != code:
+        login = '%s %s\n%s %s' % (escape(labels['code']), escape(code),
+            escape(labels['password']), escape(password))
+    else:
+        login = escape(code)
+    uri = qr_data_uri(maker, login_url(card['host'], code, password or code))
+    return ('<div class="card"><img src="%s" alt="">%s\n%s \u00b7 %s'
+        '<p>%s</p></div>') % (uri, escape(card['branch']),
+        escape(card['price']), escape(card['validity']), login)
+
+
+def sheets_html(cards, per_page, labels, title=''):
+    """The HTML document of `cards` (an iterable of dicts, see
+    `card_html`), `per_page` to a page"""
+    maker = QRMaker()
+    parts = ['<!DOCTYPE html><html><head><meta charset="utf-8">'
+        '<title>%s</title><style>%s</style></head><body>' % (
+            escape(title), stylesheet(per_page))]
+    count = 0
+    for card in cards:
+        if count % per_page == 0:
+            if count:
+                parts.append('</div>')
+            parts.append('<div class="sheet">')
+        parts.append(card_html(maker, card, labels))
+        count += 1
+    if count:
+        parts.append('</div>')
+    parts.append('</body></html>')
+    return ''.join(parts)
+
+
+def to_pdf(html):
+    "The PDF of `html` (WeasyPrint, fetching nothing but data: URIs)"
+    import weasyprint
+    return weasyprint.HTML(
+        string=html,
+        url_fetcher=weasyprint.URLFetcher(allowed_protocols={'data'}),
+        ).write_pdf()
+
+
+# -- Tryton models ------------------------------------------------------------
+
+#: Batches of more vouchers print in a queue task (the PDF attached)
+DIRECT_LIMIT = 500
+#: The voucher states printed: those that can still be sold or handed out
+PRINTED_STATES = ('new', 'sold')
+_CARDS_PER_PAGE = [
+    ('8', "8 per Page"),
+    ('24', "24 per Page"),
+    ('48', "48 per Page"),
+    ]
+
+
+class Profile(metaclass=PoolMeta):
+    __name__ = 'isp.voucher.profile'
+
+    hotspot_dns_name = fields.Char(
+        "Hotspot DNS Name", strip=True,
+        help="The DNS name of the routers' hotspot login page (the "
+        "hotspot profile's dns-name), e.g. hotspot.netkita.id: the QR code "
+        "of a card opens http://<name>/login with the code filled in.")
+    cards_per_page = fields.Selection(
+        _CARDS_PER_PAGE, "Cards per Page", required=True, sort=False,
+        help="How many cards an A4 page of printed vouchers holds.")
+
+    @classmethod
+    def default_cards_per_page(cls):
+        return str(DEFAULT_LAYOUT)
+
+    @classmethod
+    def _input_bounds(cls):
+        return {**super()._input_bounds(), 'hotspot_dns_name': (None, 253)}
+
+    @classmethod
+    def preprocess_values(cls, mode, values):
+        values = super().preprocess_values(mode, values)
+        if values.get('hotspot_dns_name'):
+            values['hotspot_dns_name'] = (
+                values['hotspot_dns_name'].strip().lower().rstrip('.'))
+        return values
+
+    def check_limits(self):
+        super().check_limits()
+        if self.hotspot_dns_name and not valid_host_name(
+                self.hotspot_dns_name):
+            raise ProfileValidationError(gettext(
+                    'isp_voucher.msg_profile_hotspot_dns_name',
+                    profile=self.rec_name, name=self.hotspot_dns_name,
+                    field=self.__names__('hotspot_dns_name')['field']))
+
+    def check_printable(self):
+        "The cards of the profile's vouchers can be printed (QR code)"
+        if not self.hotspot_dns_name:
+            raise CardError(gettext(
+                    'isp_voucher.msg_cards_no_hotspot_dns_name',
+                    profile=self.rec_name,
+                    field=self.__names__('hotspot_dns_name')['field']))
+
+    def validity_text(self):
+        count = self.validity
+        return gettext('isp_voucher.msg_card_%s%s' % (
+                self.validity_unit[:-1], '' if count == 1 else 's'),
+            count=count)
+
+    def card_values(self, rows):
+        """The dicts of the cards (see `card_html`) of the (code, password)
+        `rows` of the profile's vouchers"""
+        pool = Pool()
+        Lang = pool.get('ir.lang')
+        self.check_printable()
+        company = self.company
+        lang = Lang.get(company.party.lang.code
+            if company.party.lang else None)
+        with Transaction().set_context(company=company.id):
+            price = self.__class__.get_prices(
+                [self], ['price_with_tax'])['price_with_tax'][self.id]
+        common = {
+            'branch': company.rec_name,
+            'price': lang.currency(
+                price, company.currency, symbol=True, grouping=True),
+            'validity': self.validity_text(),
+            'host': self.hotspot_dns_name,
+            }
+        for code, password in rows:
+            yield {**common, 'code': code,
+                'password': None if password == code else password}
+
+
+class Batch(metaclass=PoolMeta):
+    __name__ = 'isp.voucher.batch'
+
+    cards_per_page = fields.Selection(
+        [(None, "")] + _CARDS_PER_PAGE, "Cards per Page", sort=False,
+        help="The layout of the printed cards; empty: the profile's.")
+
+    @property
+    def cards_layout(self):
+        "The number of cards a printed page of the batch holds"
+        return int(self.cards_per_page or self.profile.cards_per_page
+            or DEFAULT_LAYOUT)
+
+    @classmethod
+    def printed_vouchers(cls, batches):
+        """{batch id: [(code, password)]} of the vouchers of `batches` that
+        are printed, in the order of their ids (one query per batch, no
+        record instantiated: a batch holds up to 100,000)"""
+        pool = Pool()
+        Voucher = pool.get('isp.voucher')
+        table = Voucher.__table__()
+        cursor = Transaction().connection.cursor()
+        result = {}
+        for batch in batches:
+            cursor.execute(*table.select(table.code, table.password,
+                    where=(table.batch == batch.id)
+                    & table.state.in_(list(PRINTED_STATES)),
+                    order_by=[table.id.asc]))
+            result[batch.id] = cursor.fetchall()
+        return result
+
+    @classmethod
+    def cards_pdf(cls, batches):
+        "The PDF of the cards of `batches` (the layout of the first)"
+        rows = cls.printed_vouchers(batches)
+        cards = (card for batch in batches
+            for card in batch.profile.card_values(rows[batch.id]))
+        return to_pdf(sheets_html(
+                cards, batches[0].cards_layout if batches else DEFAULT_LAYOUT,
+                card_labels(), title=', '.join(b.rec_name for b in batches)))
+
+    @classmethod
+    def attach_cards(cls, batches):
+        """Queue task: attach the PDF of each batch's cards to it"""
+        pool = Pool()
+        Attachment = pool.get('ir.attachment')
+        for batch in cls.browse(batches):
+            with Transaction().set_context(company=batch.company.id):
+                pdf = cls.cards_pdf([batch])
+                Attachment.create([{
+                            'resource': str(batch),
+                            'name': '%s.pdf' % slugify(gettext(
+                                    'isp_voucher.msg_cards_file',
+                                    batch=batch.name)),
+                            'type': 'data',
+                            'data': pdf,
+                            }])
+
+
+def card_labels():
+    return {
+        'code': gettext('isp_voucher.msg_card_user'),
+        'password': gettext('isp_voucher.msg_card_password'),
+        }
+
+
+class CardReport(Report):
+    """Voucher cards: a PDF of the printed vouchers of batches, or of the
+    vouchers selected"""
+    __name__ = 'isp_voucher.cards'
+
+    @classmethod
+    def check_access(cls, action, model, ids):
+        """Only the groups that may read the codes and passwords (field
+        access) print them, and only their branches' records"""
+        pool = Pool()
+        Model = pool.get(model) if model else None
+        super().check_access(action, model, ids)
+        if Transaction().user == 0:
+            return
+        cls.check_cards_access()
+        with check_access():
+            if Model is not None:
+                # the read rules of the records: another branch's ids
+                # raise AccessError
+                Model.read(list(ids), ['id'])
+
+    @classmethod
+    def check_cards_access(cls):
+        "The user's groups may read the codes and passwords"
+        pool = Pool()
+        FieldAccess = pool.get('ir.model.field.access')
+        if Transaction().user == 0:
+            return
+        with check_access():
+            FieldAccess.check('isp.voucher', ['code', 'password'], 'read')
+
+    @classmethod
+    def _execute(cls, records, header, data, action):
+        pool = Pool()
+        Batch = pool.get('isp.voucher.batch')
+        if not records:
+            return 'pdf', b''
+        if records[0].__name__ == 'isp.voucher.batch':
+            return 'pdf', Batch.cards_pdf(records)
+        return 'pdf', cls.vouchers_pdf(records)
+
+    @classmethod
+    def vouchers_pdf(cls, vouchers):
+        "The PDF of the cards of `vouchers`, in the layout of the first"
+        pool = Pool()
+        Voucher = pool.get('isp.voucher')
+        vouchers = sorted(vouchers, key=lambda v: v.id)
+        rows = Voucher.read([v.id for v in vouchers],
+            ['code', 'password', 'profile', 'batch'])
+        by_id = {v.id: v for v in vouchers}
+        cards = []
+        for profile, p_rows in groupby(rows, key=lambda r: r['profile']):
+            p_rows = list(p_rows)
+            profile = by_id[p_rows[0]['id']].profile
+            cards.extend(profile.card_values(
+                    [(r['code'], r['password']) for r in p_rows]))
+        layout = vouchers[0].batch.cards_layout
+        return to_pdf(sheets_html(cards, layout, card_labels()))
+
+
+class BatchCardReport(CardReport):
+    "Voucher cards of batches"
+    __name__ = 'isp_voucher.batch_cards'
+
+
+class PrintCardsStart(ModelView):
+    "Print Voucher Cards"
+    __name__ = 'isp.voucher.batch.print_cards.start'
+
+    message = fields.Text("Message", readonly=True)
+
+
+class PrintCards(BranchWizardMixin, Wizard):
+    """Print the cards of a batch: at once up to DIRECT_LIMIT vouchers,
+    else in a queue task attaching the PDF to the batch"""
+    __name__ = 'isp.voucher.batch.print_cards'
+    start_state = 'decide'
+    decide = StateTransition()
+    print_ = StateReport('isp_voucher.batch_cards')
+    queued = StateView('isp.voucher.batch.print_cards.start',
+        'isp_voucher.batch_print_cards_start_view_form', [
+            Button("OK", 'end', 'tryton-ok', default=True),
+            ])
+
+    def transition_decide(self):
+        pool = Pool()
+        Batch = pool.get('isp.voucher.batch')
+        batches = list(self.records)
+        CardReport.check_cards_access()
+        for batch in batches:
+            batch.profile.check_printable()
+        rows = Batch.printed_vouchers(batches)
+        if sum(len(r) for r in rows.values()) <= DIRECT_LIMIT:
+            return 'print_'
+        with Transaction().set_context(queue_name='isp_voucher_cards'):
+            Batch.__queue__.attach_cards(batches)
+        return 'queued'
+
+    def do_print_(self, action):
+        return action, {
+            'ids': [r.id for r in self.records],
+            'model': 'isp.voucher.batch',
+            }
+
+    def default_queued(self, fields):
+        return {'message': gettext('isp_voucher.msg_cards_queued',
+                batches=', '.join(r.rec_name for r in self.records))}
