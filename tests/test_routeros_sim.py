@@ -512,6 +512,85 @@ def test_hotspot_menus(router, api):
     assert list(active) == []
 
 
+def test_hotspot_user_attributes(router, api):
+    "Time syntax, limits, read-only counters and unknown attributes"
+    users = api.path('ip', 'hotspot', 'user')
+    users.add(**{'name': 'V1', 'password': 'p', 'limit-uptime': '1d2h3m',
+        'limit-bytes-total': '5000000'})
+    menu = router.menu('/ip/hotspot/user')
+    assert menu.find(name='V1')['limit-uptime'] == '1d2h3m'
+    menu.set('V1', limit_uptime='00:30:00')
+    assert menu.find(name='V1')['limit-uptime'] == '30m'
+    menu.set('V1', limit_uptime='1d 01:00:00')
+    assert menu.find(name='V1')['limit-uptime'] == '1d1h'
+    for values, message in [
+            ({'limit-uptime': 'abc'}, 'invalid value for argument '
+                'limit-uptime'),
+            ({'limit-uptime': '-5m'}, 'invalid value'),
+            ({'limit-bytes-total': '1G'}, 'invalid value for argument '
+                'limit-bytes-total'),
+            ({'limit-bytes-total': '-1'}, 'invalid value'),
+            # the counters are the router's
+            ({'uptime': '5m'}, 'unknown parameter'),
+            ({'bytes-in': '0'}, 'unknown parameter'),
+            ({'bytes-out': '0'}, 'unknown parameter'),
+            ({'no-such-thing': 'x'}, 'unknown parameter'),
+            ({'profile': 'missing'}, 'input does not match any value of '
+                'profile'),
+            ]:
+        with pytest.raises(TrapError, match=message):
+            tuple(api('/ip/hotspot/user/set', **{'.id': '*1'}, **values))
+        with pytest.raises(TrapError, match=message):
+            users.add(name='V2', **values)
+    assert menu.find(name='V2') is None
+    # 0 is no limit, as RouterOS prints it
+    menu.set('V1', limit_uptime='0s')
+    assert menu.find(name='V1')['limit-uptime'] == '0s'
+
+
+def test_hotspot_limits_and_counters(router):
+    "Logins refused over the limits; a session's use counted at its end"
+    profiles = router.menu('/ip/hotspot/user/profile')
+    profiles.add(name='one', shared_users=1)
+    users = router.menu('/ip/hotspot/user')
+    users.add(name='V1', password='secret', profile='one',
+        limit_uptime='1h', limit_bytes_total=1_000_000)
+    with pytest.raises(sim.SimulatorError, match='invalid username'):
+        router.hotspot_login('V1', password='wrong')
+    session = router.hotspot_login('V1', password='secret', uptime=600)
+    # what is left of the user's limits
+    assert session['session-time-left'] == '50m'
+    assert session['limit-bytes-total'] == '1000000'
+    with pytest.raises(sim.SimulatorError, match='no more sessions'):
+        router.hotspot_login('V1')
+    row = router.hotspot_traffic('V1', bytes_in=100_000, bytes_out=300_000)
+    assert (row['bytes-in'], row['bytes-out']) == ('100000', '300000')
+    # the user's counters move when the session ends
+    assert users.find(name='V1')['bytes-in'] == '0'
+    assert router.hotspot_logout('V1') == 1
+    user = users.find(name='V1')
+    assert (user['bytes-in'], user['bytes-out']) == ('100000', '300000')
+    assert user['uptime'].startswith('10m')
+    session = router.hotspot_login('V1')
+    assert session['limit-bytes-total'] == '600000'
+    assert session['session-time-left'] in {'50m', '49m59s'}
+    # over the traffic limit: the session ends and no login is allowed
+    assert router.hotspot_traffic('V1', bytes_out=600_000) is None
+    assert router.menu('/ip/hotspot/active').filter(user='V1') == []
+    with pytest.raises(sim.SimulatorError, match='traffic limit'):
+        router.hotspot_login('V1')
+    # over the uptime limit
+    users.add(name='V2', limit_uptime='1m')
+    router.hotspot_login('V2')
+    assert router.hotspot_traffic('V2', seconds=61) is None
+    with pytest.raises(sim.SimulatorError, match='uptime limit'):
+        router.hotspot_login('V2')
+    # disabled users cannot log in
+    users.add(name='V3', disabled=True)
+    with pytest.raises(sim.SimulatorError, match='disabled'):
+        router.hotspot_login('V3')
+
+
 def test_system_menus(router, api):
     resource = list(api.path('system', 'resource'))[0]
     for key in ('version', 'uptime', 'cpu-load', 'free-memory',

@@ -516,7 +516,7 @@ HOTSPOT_ACTIVE = MenuSpec(
         _ro('login-by', 'http-chap'),
         _ro('uptime', 0.0, 'uptime'),
         _ro('idle-time', '0s'),
-        _ro('session-time-left'),
+        _ro('session-time-left', None, 'countdown'),
         _ro('idle-timeout'),
         _ro('bytes-in', '0'),
         _ro('bytes-out', '0'),
@@ -2093,7 +2093,8 @@ class Router:
                 'uptime': time.time() - uptime,
             })
             if time_left is not None:
-                values['session-time-left'] = format_uptime(time_left)
+                # a countdown: printed as what is left now
+                values['session-time-left'] = values['uptime'] + time_left
             if bytes_left is not None:
                 values['limit-bytes-total'] = str(bytes_left)
             item = active._insert(values)
@@ -2132,6 +2133,8 @@ class Router:
             session['bytes-out'] = str(
                 int(session.get('bytes-out') or 0) + int(bytes_out))
             session['uptime'] -= seconds
+            if session.get('session-time-left') is not None:
+                session['session-time-left'] -= seconds
             active._replace(ids[0], session)
             users = self._menus['/ip/hotspot/user']
             record = users.items[min(users.indexes['name'][user],
