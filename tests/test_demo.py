@@ -179,6 +179,37 @@ def test_demo_network_on_simulated_routers(demo):
     assert password not in passwords
 
 
+def test_demo_vouchers_on_simulated_routers(demo):
+    "Each branch's vouchers: some active through the router, one expired"
+    url, login, password = demo
+    client = RPCClient(url, 'isp_demo')
+    client.login(login, password)
+    vouchers = client.call('model.isp.voucher.search_read',
+        [('profile.mode', '=', 'api')], 0, None, [('id', 'ASC')],
+        ['code', 'state', 'company.rec_name', 'first_login',
+            'profile.router.code'])
+    for branch, sim in [('Nusantara Net Bandung', 'sim1'),
+            ('Nusantara Net Nairobi', 'sim3')]:
+        mine = [v for v in vouchers if v['company.']['rec_name'] == branch]
+        states = [v['state'] for v in mine]
+        assert states.count('active') >= 2, states
+        assert states.count('expired') >= 1, states
+        answer = requests.get('http://127.0.0.1:%d/routers/%s/menu' % (
+                demo.router_control_port, sim),
+            params={'path': '/ip/hotspot/user'}, timeout=10)
+        answer.raise_for_status()
+        on_router = {u['name'] for u in answer.json()}
+        for voucher in mine:
+            if voucher['state'] == 'expired':
+                assert voucher['code'] not in on_router
+            elif voucher['state'] in {'new', 'sold', 'active'}:
+                assert voucher['code'] in on_router
+    routers = client.call('model.isp.router.search_read',
+        [('code', 'in', ['CKP', 'WSTL'])], 0, None, None,
+        ['voucher_state'])
+    assert {r['voucher_state'] for r in routers} == {'synced'}
+
+
 def _invoices(client):
     return client.call('model.account.invoice.search_read',
         [('type', '=', 'out')], 0, None, [('id', 'ASC')],

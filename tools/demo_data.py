@@ -792,6 +792,101 @@ def _sync(pool):
     Router.sync(Router.search([]))
 
 
+# Hotspot vouchers on the simulated routers, per branch: price, vouchers
+# logged in through the simulator (the last one 2 days ago, so it expires)
+VOUCHER_PRICES = {0: '5000', 1: '50'}
+VOUCHER_LOGINS = 3
+
+
+def _voucher_batches(pool):
+    """Per branch, a generated batch of an API voucher profile on its first
+    router: one that exists (another step of the demo may make it), else
+    a "Hotspot 1 day" profile and a batch of 20 made here"""
+    Batch = pool.get('isp.voucher.batch')
+    Profile = pool.get('isp.voucher.profile')
+    Router = pool.get('isp.router')
+    Template = pool.get('product.template')
+    Uom = pool.get('product.uom')
+    batches = []
+    for index, company in enumerate(_branches(pool)):
+        found = Batch.search([
+                ('company', '=', company.id),
+                ('state', '=', 'generated'),
+                ('profile.mode', '=', 'api'),
+                ], order=[('id', 'ASC')], limit=1)
+        if found:
+            batches.append(found[0])
+            continue
+        code = next(spec[1] for spec in ROUTERS if spec[0] == index)
+        router, = Router.search([
+                ('company', '=', company.id), ('code', '=', code)])
+        unit, = Uom.search([('name', '=', 'Unit')])
+        with Transaction().set_context(company=company.id):
+            template = _get_or_create(Template, [
+                    ('name', '=', "Hotspot 1 day"),
+                    ('isp_company', '=', company.id)], {
+                    'name': "Hotspot 1 day", 'type': 'service',
+                    'isp_company': company.id, 'default_uom': unit.id,
+                    'list_price': Decimal(VOUCHER_PRICES[index]),
+                    'products': [('create', [{}])]})
+            profile = _get_or_create(Profile, [
+                    ('company', '=', company.id), ('mode', '=', 'api')], {
+                    'company': company.id, 'name': "1 day 5 Mbps",
+                    'product': template.products[0].id,
+                    'router': router.id, 'mode': 'api',
+                    'validity': 1, 'validity_unit': 'days',
+                    'uptime_limit': datetime.timedelta(hours=8),
+                    'data_quota': 2000, 'rate_limit': '2M/5M',
+                    'shared_users': 1})
+            batch, = Batch.create([{
+                        'company': company.id, 'name': "Demo hotspot",
+                        'profile': profile.id, 'quantity': 20,
+                        'prefix': 'HS'}])
+            Batch.generate([batch])
+        batches.append(batch)
+    return [b.id for b in batches]
+
+
+def _voucher_logins(pool, batch_ids):
+    """Hotspot logins of the first vouchers of each batch, as (simulator
+    name, login request); none for a batch already used"""
+    Batch = pool.get('isp.voucher.batch')
+    Voucher = pool.get('isp.voucher')
+    logins = []
+    for batch in Batch.browse(batch_ids):
+        vouchers = Voucher.search([('batch', '=', batch.id)],
+            order=[('id', 'ASC')])
+        if any(v.first_login for v in vouchers):
+            continue
+        router = batch.profile.router
+        name = next('sim%d' % (spec[3] + 1) for spec in ROUTERS
+            if spec[1] == router.code)
+        for i, voucher in enumerate(vouchers[:VOUCHER_LOGINS]):
+            last = i == VOUCHER_LOGINS - 1
+            logins.append((name, {
+                        'user': voucher.code, 'password': voucher.password,
+                        'uptime': 2 * 86400 if last else 600 * (i + 1)}))
+    return logins
+
+
+def load_vouchers(database, control_port):
+    """Each branch's hotspot vouchers on its router, some logged in through
+    the simulator; the sync reads them back: active, and the one logged in
+    two days ago expired and removed from the router"""
+    batch_ids = _transact(database, _voucher_batches)
+    logins = _transact(database, _voucher_logins, batch_ids)
+    for name, login in logins:
+        request = urllib.request.Request(
+            'http://127.0.0.1:%d/routers/%s/hotspot/login' % (
+                control_port, name),
+            data=json.dumps(login).encode(), method='POST',
+            headers={'Content-Type': 'application/json'})
+        with urllib.request.urlopen(request, timeout=10):
+            pass
+    _transact(database, _sync)
+    return len(logins)
+
+
 def load_network(database, passwords, port, control_port, today=None):
     """Routers on the simulators and a service per subscriber, registered
     (and so billed) 20-23 days before `today`; most first invoices paid,
@@ -924,6 +1019,9 @@ def main():
         count = load_network(args.database, router_passwords,
             args.router_port, args.router_control_port, today)
         print('%d services registered on the simulated routers' % count)
+        logins = load_vouchers(args.database, args.router_control_port)
+        print('%d hotspot vouchers logged in on the simulated routers'
+            % logins)
     for name, currency, posted, paid, overdue, link in _transact(
             args.database, billing_summary):
         print('%s: %d invoices in %s, %d paid, %d overdue' % (
