@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from trytond.exceptions import UserError
 from trytond.pool import Pool
-from trytond.tests.test_tryton import activate_module, with_transaction
+from trytond.tests.test_tryton import with_transaction
 from trytond.tools import is_instance_method
 from trytond.transaction import Transaction
 
@@ -26,6 +26,7 @@ from trytond.modules.isp_base.tenancy import (
     BranchOnChangeMixin,
     BranchWizardMixin,
 )
+from trytond.modules.isp_base.tests.class_setup import ClassSetupMixin
 from trytond.modules.isp_billing.tests.payment_setup import (
     create_branch,
     create_gateway,
@@ -291,20 +292,34 @@ CASES = {
     }
 
 
-class TenancyWizardsTestCase(unittest.TestCase):
+def start_sim(port=0):
+    "The simulated router of Bandung, holding secrets to import"
+    sim = SimRouter(password=PASSWORD, port=port)
+    sim.start()
+    sim.seed(secrets=3, prefix='OLD')
+    return sim
+
+
+class TenancyWizardsTestCase(ClassSetupMixin, unittest.TestCase):
     "Wizards, on_change calls and preferences stay in the user's branches"
+    setup_modules = ['isp_multicompany']
 
     @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        activate_module('isp_multicompany')
+    def setup_class_data(cls):
+        # made once for the class; each test has a new simulator on the
+        # port Bandung's router was given
+        sim = start_sim()
+        try:
+            data = setup_branches(sim)
+        finally:
+            sim.stop()
+        cls.sim_port = sim.port
+        return data
 
     def setUp(self):
         super().setUp()
-        self.sim = SimRouter(password=PASSWORD)
-        self.sim.start()
+        self.sim = start_sim(self.sim_port)
         self.addCleanup(self.sim.stop)
-        self.sim.seed(secrets=3, prefix='OLD')
 
     def assertRefused(self, data, error, func, *args, **kwargs):
         "`func(*args, **kwargs)` raises `error`, names none of Nairobi's"
@@ -318,7 +333,7 @@ class TenancyWizardsTestCase(unittest.TestCase):
     @with_transaction()
     def test_wizards_refuse_other_branch(self):
         "Every ISP wizard refuses another branch's records, creates nothing"
-        data = setup_branches(self.sim)
+        data = self.class_data()
         wizards = isp_wizards()
         self.assertEqual(wizards - CASES.keys(), set(),
             msg="ISP wizards without a branch isolation case")
@@ -346,7 +361,7 @@ class TenancyWizardsTestCase(unittest.TestCase):
         pool = Pool()
         Service = pool.get('isp.service')
         Invoice = pool.get('account.invoice')
-        data = setup_branches(self.sim)
+        data = self.class_data()
         bdg = data['bdg']
         users = data['users']
         run_wizard(users['group_isp_customer_service'],
@@ -392,7 +407,7 @@ class TenancyWizardsTestCase(unittest.TestCase):
         "Service.register refuses another branch's records to its callers"
         pool = Pool()
         Service = pool.get('isp.service')
-        data = setup_branches(self.sim)
+        data = self.class_data()
         bdg, nbo = data['bdg'], data['nbo']
         user = data['users']['group_isp_customer_service']
         before = counts()
@@ -412,7 +427,7 @@ class TenancyWizardsTestCase(unittest.TestCase):
     def test_on_change_other_branch(self):
         "on_change calls refuse another branch's ids and reveal nothing"
         pool = Pool()
-        data = setup_branches(self.sim)
+        data = self.class_data()
         bdg, nbo = data['bdg'], data['nbo']
         Service = pool.get('isp.service')
         Start = pool.get('isp.service.register.start')
@@ -467,7 +482,7 @@ class TenancyWizardsTestCase(unittest.TestCase):
         router, plan, location or subscriber is refused naming none of them
         (the domain validation named them)"""
         pool = Pool()
-        data = setup_branches(self.sim)
+        data = self.class_data()
         bdg, nbo = data['bdg'], data['nbo']
         Service = pool.get('isp.service')
         context = data['context']
@@ -506,7 +521,7 @@ class TenancyWizardsTestCase(unittest.TestCase):
         pool = Pool()
         User = pool.get('res.user')
         Employee = pool.get('company.employee')
-        data = setup_branches(self.sim)
+        data = self.class_data()
         bdg, nbo = data['bdg'], data['nbo']
         employee, = Employee.create([{
                     'company': nbo['company'].id,
