@@ -26,3 +26,7 @@ class VoucherDeleteError(UserError):
 
 class CardError(UserError):
     "The cards of a profile's vouchers cannot be printed"
+
+
+class ResellerError(UserError):
+    "A reseller's settings or a sale to it are refused"
