@@ -66,9 +66,10 @@ def world():
             with stack.transaction(company=company):
                 router = stack.create_router('HS', nas, secret=secret)
                 ids['profile_' + key] = stack.create_voucher_profile(
-                    company, router)
+                    company, router, mode='radius')
                 ids['big_' + key] = stack.create_voucher_profile(
-                    company, router, name="Big", data_quota=5000,
+                    company, router, mode='radius', name="Big",
+                    data_quota=5000,
                     uptime_limit=None, validity=3, validity_unit='hours',
                     shared_users=2)
                 ids['vouchers_' + key] = stack.create_vouchers(

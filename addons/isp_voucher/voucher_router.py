@@ -16,6 +16,7 @@ from collections import defaultdict
 
 from sql.operators import In
 from trytond import backend
+from trytond.i18n import gettext
 from trytond.pool import Pool, PoolMeta
 from trytond.tools import grouped_slice
 from trytond.transaction import Transaction, without_check_access
@@ -24,6 +25,7 @@ from trytond.modules.isp_network import radius_sql
 from trytond.modules.isp_network.router import update_rows
 
 from . import hotspot, radius
+from .exceptions import ProfileValidationError
 
 radius.register()
 
@@ -80,6 +82,31 @@ class Profile(metaclass=PoolMeta):
                         ('router_pool.routers.router', '=', router.id),
                         ],
                     ], order=[('id', 'ASC')])
+
+    @classmethod
+    def validate_fields(cls, profiles, field_names):
+        super().validate_fields(profiles, field_names)
+        if field_names and not (
+                field_names & {'mode', 'router', 'router_pool'}):
+            return
+        cls.check_radius_routers(profiles)
+
+    @classmethod
+    def check_radius_routers(cls, profiles):
+        "A RADIUS profile's routers are NAS of FreeRADIUS (RADIUS mode)"
+        pool = Pool()
+        Router = pool.get('isp.router')
+        radius = [p for p in profiles if p.mode == 'radius']
+        for profile_id, router_ids in cls.router_ids(radius).items():
+            with without_check_access():
+                routers = Router.browse(router_ids)
+                wrong = [r for r in routers
+                    if r.provisioning_mode != 'radius']
+                if wrong:
+                    raise ProfileValidationError(gettext(
+                            'isp_voucher.msg_profile_radius_router',
+                            profile=cls(profile_id).rec_name,
+                            router=wrong[0].rec_name))
 
     def hotspot_profile(self):
         "The properties of the profile's hotspot user profile"

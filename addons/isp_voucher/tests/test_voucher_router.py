@@ -7,6 +7,7 @@ sync, drift repaired, users the product does not own left alone, a router
 down catching up, the expiry cron's one push per router."""
 import datetime as dt
 
+from trytond.exceptions import UserError
 from trytond.modules.company.tests import create_company, set_company
 from trytond.pool import Pool
 from trytond.tests.test_tryton import RouteTestCase, with_transaction
@@ -359,6 +360,7 @@ class VoucherRouterTestCase(RouteTestCase):
         "A profile moved to another router or to RADIUS leaves the old one"
         pool = Pool()
         Profile = pool.get('isp.voucher.profile')
+        Router = pool.get('isp.router')
         sims = [self.sim(), self.sim()]
         company = create_company()
         with set_company(company):
@@ -376,7 +378,22 @@ class VoucherRouterTestCase(RouteTestCase):
             self.assertEqual(len(sims[1].menu(USERS)), 2)
             self.assertIsNone(sims[0].menu('/ip/hotspot/user/profile').find(
                     name=profile_name(profile.id)))
-            Profile.write([profile], {'mode': 'radius'})
+            # RADIUS needs a NAS of FreeRADIUS: refused on an API router
+            other = self.profile(company, second)
+            with self.assertRaises(UserError) as cm:
+                Profile.write([other], {'mode': 'radius'})
+            self.assertIn('HSB', cm.exception.message)
+            self.assertIn('RADIUS provisioning mode', cm.exception.message)
+            with self.assertRaises(UserError):
+                self.profile(company, second, mode='radius')
+            nas = Router.create([{
+                        'company': company.id, 'name': "NAS", 'code': 'NAS',
+                        'host': '127.0.0.9', 'provisioning_mode': 'radius',
+                        'radius_address': '127.0.0.9',
+                        'radius_secret': 'nas-secret'}])[0]
+            self.clear_tasks()
+            Profile.write([profile], {'mode': 'radius', 'router': nas.id})
+            self.assertEqual(self.queued_routers(), [second.id])
             self.flush(second)
             self.assertEqual(len(sims[1].menu(USERS)), 0)
 
