@@ -150,8 +150,10 @@ class HotspotResult:
     ok: bool = False
     error: str = None
     duration: float = 0
-    # voucher id -> error text
+    # voucher id -> error text (the first MAX_ERRORS; no code in them:
+    # router logs are read by technicians, codes are not)
     errors: dict = field(default_factory=dict)
+    failed: set = field(default_factory=set)
     error_count: int = 0
     # name -> {'uptime', 'bytes', 'sessions': [seconds], 'addresses'}
     live: dict = field(default_factory=dict)
@@ -166,6 +168,7 @@ class HotspotResult:
 
     def fail(self, voucher_id, message):
         self.error_count += 1
+        self.failed.add(voucher_id)
         if len(self.errors) < MAX_ERRORS:
             self.errors[voucher_id] = message
 
@@ -270,8 +273,8 @@ class HotspotConverger:
             return []
         if not is_owned(row):
             self.result.fail(wanted['id'],
-                "a hotspot user %s not managed by the product is on the "
-                "router: left alone" % name)
+                "voucher #%d: a hotspot user of the same name not managed "
+                "by the product is on the router: left alone" % wanted['id'])
             return []
         changes = user_diff(row, wanted)
         if not changes:
@@ -327,14 +330,14 @@ class HotspotConverger:
         for wanted in users:
             name = wanted['name']
             row = self.users.get(name)
-            if wanted['id'] in result.errors:
+            if wanted['id'] in result.failed:
                 pass
             elif row is None:
-                result.fail(wanted['id'], "the router accepted the hotspot "
-                    "user %s but does not show it" % name)
+                result.fail(wanted['id'], "voucher #%d: the router accepted "
+                    "its hotspot user but does not show it" % wanted['id'])
             elif is_owned(row) and user_diff(row, wanted):
-                result.fail(wanted['id'], "the hotspot user %s differs on "
-                    "the router (%s)" % (name, ', '.join(
+                result.fail(wanted['id'], "voucher #%d: its hotspot user "
+                    "differs on the router (%s)" % (wanted['id'], ', '.join(
                             sorted(user_diff(row, wanted)))))
             if row is None or not is_owned(row):
                 continue
@@ -358,8 +361,5 @@ class HotspotConverger:
         stale = [name for name, row in self.users.items()
             if is_owned(row) and name not in wanted_names]
         if stale:
-            result.actions.append(('user_stale', None,
-                    "owned hotspot users still there: %s" % ', '.join(
-                        sorted(stale)[:20])))
             raise CommandError(USER + '/remove', "%d owned hotspot users "
                 "could not be removed" % len(stale))

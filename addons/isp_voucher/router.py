@@ -104,8 +104,10 @@ class Router(metaclass=PoolMeta):
         super().sync(routers)
         used = Profile.api_router_ids()
         routers = cls.browse([r.id for r in routers])
+        # an API router the sync just found down is not asked again
         todo = [r for r in routers if r.active and (
-                r.id in used or r.voucher_state != 'synced')]
+                r.id in used or r.voucher_state != 'synced')
+            and (r.reachable or r.provisioning_mode != 'api')]
         if todo:
             cls.push_hotspot(todo)
 

@@ -233,6 +233,7 @@ class VoucherRouterTestCase(RouteTestCase):
         "An owned user changed or removed on the router is put back"
         pool = Pool()
         Router = pool.get('isp.router')
+        Log = pool.get('isp.router.log')
         sim = self.sim()
         company = create_company()
         with set_company(company):
@@ -260,8 +261,15 @@ class VoucherRouterTestCase(RouteTestCase):
         self.assertEqual(foreign['password'], 'mine')
         self.assertEqual(foreign['comment'], 'hand made')
         self.assertEqual(router.voucher_state, 'error')
-        self.assertIn(three.code, router.voucher_error)
+        self.assertIn('voucher #%d' % three.id, router.voucher_error)
         self.assertIn('not managed by the product', router.voucher_error)
+        # no code in what technicians read (router and its logs)
+        logs = Log.search([('router', '=', router.id)])
+        for voucher in [one, two, three]:
+            self.assertNotIn(voucher.code, router.voucher_error)
+            for log in logs:
+                self.assertNotIn(voucher.code, log.message or '')
+                self.assertNotEqual(voucher.code, log.username)
 
     @with_transaction()
     def test_router_down_catches_up(self):
@@ -284,6 +292,11 @@ class VoucherRouterTestCase(RouteTestCase):
             self.assertEqual(router.voucher_state, 'pending')
             self.assertEqual(router.failures, 1)
             self.assertTrue(sim.menu(USERS).find(name=one.code))
+            # the sync finds it down once: no second attempt for vouchers
+            Router.sync([router])
+            router = Router(router.id)
+            self.assertEqual(router.failures, 2)
+            self.assertEqual(router.voucher_state, 'pending')
             sim.clear_fault()
             # not due yet: the retry cron waits for the router's backoff
             self.clear_tasks()
