@@ -158,6 +158,34 @@ class VoucherRouterTestCase(RouteTestCase):
             self.assertEqual(row['disabled'], 'false')
 
     @with_transaction()
+    def test_two_branches(self):
+        "Each branch's router holds its branch's vouchers only"
+        pool = Pool()
+        Router = pool.get('isp.router')
+        Voucher = pool.get('isp.voucher')
+        sims = [self.sim(), self.sim()]
+        batches, routers = [], []
+        for sim, name in zip(sims, ["Bandung", "Nairobi"], strict=True):
+            company = create_company(name)
+            with set_company(company):
+                router = self.router(company, sim)
+                batches.append(create_batch(self.profile(company, router), 3))
+                routers.append(router)
+        # both routers' tasks run, and both syncs (every router of the cron)
+        self.flush(*routers)
+        Router.sync(routers)
+        for sim, batch in zip(sims, batches, strict=True):
+            self.assertEqual(sorted(u['name'] for u in sim.menu(USERS)),
+                sorted(v.code for v in self.vouchers(batch)))
+        # the same code logged in on the other branch's router is not seen
+        code = self.vouchers(batches[0])[0].code
+        sims[1].menu(USERS).add(name=code, comment='hand made')
+        sims[1].hotspot_login(code)
+        Router.sync(routers)
+        self.assertEqual(Voucher.search([('code', '=', code)])[0].state,
+            'new')
+
+    @with_transaction()
     def test_states_on_router(self):
         "Disabled: disabled and its session ended; expired, voided: removed"
         pool = Pool()
