@@ -14,14 +14,10 @@ import pypdf
 import qrcode
 from trytond.exceptions import UserError
 from trytond.pool import Pool
-from trytond.tests.test_tryton import (
-    TestCase,
-    activate_module,
-    drop_db,
-    with_transaction,
-)
+from trytond.tests.test_tryton import TestCase, with_transaction
 from trytond.transaction import Transaction, check_access
 
+from trytond.modules.isp_base.tests.class_setup import ClassSetupMixin
 from trytond.modules.isp_billing import qris
 from trytond.modules.isp_billing.invoice_report import (
     QR_BORDER,
@@ -185,18 +181,29 @@ def expected_modules(text):
     return code.get_matrix()
 
 
-class InvoiceReportTestCase(TestCase):
+class InvoiceReportTestCase(ClassSetupMixin, TestCase):
     "The invoice PDF of posted service invoices"
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        drop_db()
-        activate_module('isp_billing')
+    setup_modules = ['isp_billing']
 
     def branch(self, qris_payload=None, pay_url=None):
-        """A branch in IDR with PPN 11 %, a plan, a router and a location;
-        its billing configuration with `qris_payload` and `pay_url`"""
+        """A branch in IDR with PPN 11 %, a plan, a router and a location
+        (made once for the class); its billing configuration with
+        `qris_payload` and `pay_url`"""
+        Configuration = Pool().get('isp.billing.configuration')
+        data = self.class_data()
+        company = self.company = data['company']
+        self.plan = data['plan']
+        self.router = data['router']
+        self.location = data['location']
+        with Transaction().set_context(company=company.id):
+            Configuration.write([Configuration(1)], {
+                    'qris_payload': qris_payload,
+                    'pay_url': pay_url,
+                    })
+        return company
+
+    @classmethod
+    def setup_class_data(cls):
         pool = Pool()
         Account = pool.get('account.account')
         Tax = pool.get('account.tax')
@@ -210,7 +217,6 @@ class InvoiceReportTestCase(TestCase):
         Address.write(list(company.party.addresses) or Address.create([{
                         'party': company.party.id}]), {
                 'street': "Jl. Kecubung 7", 'city': "Jakarta"})
-        self.company = company
         with Transaction().set_context(company=company.id):
             tax_account, = Account.search([
                     ('company', '=', company.id),
@@ -223,27 +229,24 @@ class InvoiceReportTestCase(TestCase):
                         'invoice_account': tax_account.id,
                         'credit_note_account': tax_account.id,
                         }])
-            Configuration.write([Configuration(1)], {
-                    'tax': tax.id,
-                    'qris_payload': qris_payload,
-                    'pay_url': pay_url,
-                    })
+            Configuration.write([Configuration(1)], {'tax': tax.id})
             unit, = Uom.search([('name', '=', 'Unit')])
-            self.plan, = Template.create([{
+            plan, = Template.create([{
                         'name': "Home 20", 'type': 'service',
                         'default_uom': unit.id, 'isp_plan': True,
                         'download_rate': 20000, 'upload_rate': 5000,
                         'list_price': Decimal('300000'),
                         }])
-            self.router, = Router.create([{
+            router, = Router.create([{
                         'name': "Cikopo", 'code': 'CKP',
                         'host': '192.0.2.1', 'port': 8728,
                         'api_username': 'admin', 'api_password': 'x',
                         'timeout': 1,
                         }])
-            self.location, = Location.create([{
+            location, = Location.create([{
                         'code': 'KCB', 'name': "Kecubung"}])
-        return company
+        return {'company': company, 'plan': plan, 'router': router,
+            'location': location}
 
     def service_invoice(self, name, lang_code, customer_id, username):
         """The posted invoice of the current month of a new active service
