@@ -576,7 +576,7 @@ class PaymentTransaction(ModelSQL, ModelView):
     @classmethod
     def process_notification(cls, transaction, notification, source='webhook',
             headers=None, body=None, url=None, confirmation=None,
-            stored=None):
+            stored=None, verdicts=None):
         """Apply a verified `notification` to `transaction` at most once and
         store it; return the verdict (see VERDICTS).
 
@@ -596,7 +596,9 @@ class PaymentTransaction(ModelSQL, ModelView):
         a concurrent notification waits, then finds it applied.
 
         `stored` is the notification's record when the webhook route
-        recorded it 'queued': it gets the verdict instead of a new record."""
+        recorded it 'queued': it gets the verdict instead of a new record
+        (written by the caller when `verdicts` is given: {verdict: [the
+        records]})."""
         cls.lock([transaction])
         transaction = cls(transaction.id)
         if source == 'query':
@@ -619,7 +621,9 @@ class PaymentTransaction(ModelSQL, ModelView):
                     and transaction.needs_confirmation(confirmation)):
                 cls.process_notification(transaction, confirmation,
                     source='query', body=_query_body(confirmation))
-        if stored is not None:
+        if stored is not None and verdicts is not None:
+            verdicts.setdefault(verdict, []).append(stored)
+        elif stored is not None:
             stored.__class__.write([stored], {'verdict': verdict})
         else:
             transaction._store(notification, verdict, source,
@@ -820,7 +824,7 @@ class PaymentTransaction(ModelSQL, ModelView):
                     and payment.needs_confirmation(stored.notification)):
                 answers[payment.id] = payment._status_answer()
         cls.lock_for_processing(payments)
-        applied, left = [], []
+        applied, left, verdicts = [], [], {}
         with Invoice.isp_payments_batch():
             for stored in Notification.browse(queued):
                 if stored.verdict != 'queued':
@@ -834,8 +838,14 @@ class PaymentTransaction(ModelSQL, ModelView):
                         left.append(stored.id)
                         continue
                 cls.process_notification(payment, notification,
-                    confirmation=confirmation, stored=stored)
+                    confirmation=confirmation, stored=stored,
+                    verdicts=verdicts)
                 applied.append(stored)
+            # one write per verdict
+            if verdicts:
+                Notification.write(*[a for verdict, records
+                        in verdicts.items()
+                        for a in (records, {'verdict': verdict})])
         # kept until now for the restarts (locks asked on the way, e.g.
         # the first payment of a journal's period)
         database = Transaction().database.name
@@ -1019,7 +1029,7 @@ class PaymentTransaction(ModelSQL, ModelView):
             date = Date.today()
         if hasattr(Invoice, 'isp_record_payment'):
             Invoice.isp_record_payment(invoice, amount, date=date,
-                method='gateway', reference=self.reference)
+                method='gateway', reference=self.reference, to_pay=to_pay)
         elif to_pay > 0:
             record_invoice_payment(invoice, amount, date, self.reference)
         return values

@@ -564,7 +564,7 @@ class Invoice(metaclass=PoolMeta):
 
     @classmethod
     def isp_record_payment(cls, invoice, amount, date=None, method='cash',
-            reference=None, journal=None):
+            reference=None, journal=None, to_pay=None):
         """Record a payment of `amount` (invoice currency) for `invoice` with
         Tryton's own pay-invoice mechanism and return the posted payment move.
 
@@ -581,7 +581,8 @@ class Invoice(metaclass=PoolMeta):
         its end, for all its payments at once (the payment moves too, of
         the payments of part or all of what is left to pay: then None is
         returned).  Callers check who may record payments: this method
-        runs without access checks."""
+        runs without access checks.  `to_pay`: what is left to pay on the
+        invoice as the caller has just read it (locked)."""
         pool = Pool()
         Date = pool.get('ir.date')
         MoveLine = pool.get('account.move.line')
@@ -609,8 +610,9 @@ class Invoice(metaclass=PoolMeta):
                 payment_method = cls._isp_payment_method(
                     invoice.company, method, journal)
                 description = reference or METHOD_LABELS.get(method, method)
-                to_pay = (invoice.amount_to_pay
-                    if invoice.state == 'posted' else Decimal(0))
+                if to_pay is None or invoice.state != 'posted':
+                    to_pay = (invoice.amount_to_pay
+                        if invoice.state == 'posted' else Decimal(0))
                 move = None
                 if (batch is not None and 0 < amount <= to_pay
                         and invoice.currency == invoice.company.currency):
