@@ -21,9 +21,16 @@ the loaded pool: compare with `voucher_idle_peak_mb`)::
                                            stored ones): codes given twice
     BENCH voucher_redraws <n> count        draws the generator threw away
                                            (drawn twice) on the way
+    BENCH voucher_push_10000_s <s> s       the hotspot users of the
+                                           profile's vouchers pushed to a
+                                           RouterOS simulator (its own
+                                           process, over TCP) by the
+                                           router's queued task, and read
+                                           back (bench_voucher_push.py has
+                                           the steady push and the expiry)
     BENCH voucher_<step>_peak_mb <n> MB    for each step
 
-    .venv/bin/python bench/bench_voucher.py [--steps batch,pdf,duplicates]
+    .venv/bin/python bench/bench_voucher.py [--steps batch,pdf,duplicates,push]
         [--size 10000] [--draws 1000000] [--uri postgresql://...]
 
 Steps are functions registered in STEPS (name -> function(stack, options)
@@ -54,7 +61,7 @@ from bench.bench_webhook import addons_hash, create_branch  # noqa: E402
 MODULES = ['isp_base', 'isp_network', 'isp_billing', 'isp_voucher']
 DATABASE = 'isp_voucher_bench'
 STEPS = {}
-DEFAULT_STEPS = 'batch,pdf,duplicates'
+DEFAULT_STEPS = 'batch,pdf,duplicates,push'
 
 
 def step(name):
@@ -289,6 +296,49 @@ def step_duplicates(stack, options):
         ('voucher_duplicates', duplicates, 'count'),
         ('voucher_redraws', redraws[0] - options.draws, 'count'),
         ]
+
+
+@step('push')
+def step_push(stack, options):
+    """The profile's router on a simulator: the time of its provisioning
+    task pushing every voucher of the profile (the batch step's 10,000, else
+    a batch made here, not timed) and reading them back"""
+    from trytond.pool import Pool
+
+    from bench.bench_voucher_push import PASSWORD, hotspot_users, simulator
+    from trytond.modules.isp_network.router import update_rows
+    ids = stack.ids
+    if last_batch(stack, ids, options.size) is None:
+        make_batch(stack, ids, options.size, "Bench push")
+    with simulator() as port:
+        with stack.transaction(company=ids['company']):
+            pool = Pool()
+            Profile = pool.get('isp.voucher.profile')
+            Router = pool.get('isp.router')
+            Voucher = pool.get('isp.voucher')
+            router = Profile(ids['profile']).router
+            Router.write([router], {'port': port, 'api_password': PASSWORD,
+                    'timeout': 30})
+            update_rows(Router, {router.id: {'voucher_state': 'pending'}})
+            wanted = Voucher.search_count([
+                    ('profile', '=', ids['profile']),
+                    ('state', 'in', ['new', 'sold', 'active', 'disabled'])])
+            router_id = router.id
+
+        def push():
+            Router = Pool().get('isp.router')
+            Router.provision([Router(router_id)])
+        started = time.monotonic()
+        stack.run_locked(push, company=ids['company'])
+        elapsed = time.monotonic() - started
+        users = hotspot_users(port)
+    with stack.transaction(company=ids['company']):
+        router = Pool().get('isp.router')(router_id)
+        if users != wanted or router.voucher_state != 'synced':
+            raise SystemExit('%d hotspot users, %d wanted: %s' % (
+                    users, wanted, router.voucher_error))
+    print('push: %d hotspot users' % users, file=sys.stderr)
+    return [('voucher_push_%d_s' % options.size, '%.2f' % elapsed, 's')]
 
 
 def run_child(options):

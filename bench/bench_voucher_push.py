@@ -42,28 +42,17 @@ if str(ROOT) not in sys.path:
 
 from bench.bench_notify import BIN, private_cluster  # noqa: E402
 from bench.bench_radius import RadiusStack  # noqa: E402
+from bench.bench_voucher import voucher_hash  # noqa: E402
+from bench.bench_webhook import free_port  # noqa: E402
 
-MODULES = ('isp_base', 'isp_network', 'isp_billing', 'isp_voucher')
 PASSWORD = 'Bench-Pa55'
-
-
-def modules_hash():
-    "The content hash of the modules (the template's key)"
-    digest = hashlib.sha1()
-    for name in MODULES:
-        base = ROOT / 'addons' / name
-        for path in sorted(base.rglob('*')):
-            if (path.is_file() and 'tests' not in path.parts
-                    and path.suffix in {'.py', '.xml', '.cfg'}):
-                digest.update(path.read_bytes())
-    return digest.hexdigest()[:10]
 
 
 class VoucherStack(RadiusStack):
     "RadiusStack with isp_voucher activated"
 
     def create_database(self):
-        template = 'isp_voucher_tpl_%s' % modules_hash()
+        template = 'isp_voucher_tpl_%s' % voucher_hash()
         started = time.monotonic()
         with self.template_lock(template):
             exists = self._sql(
@@ -133,12 +122,6 @@ class VoucherStack(RadiusStack):
         Batch.generate([batch])
         return [(v.id, v.code, v.password) for v in Voucher.search(
                 [('batch', '=', batch.id)], order=[('id', 'ASC')])]
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
 
 
 @contextlib.contextmanager

@@ -18,6 +18,7 @@ Needs ISP_TEST_PG_URI and a PostgreSQL TRYTOND_DATABASE_URI (scripts/test
 sets both).
 """
 import datetime as dt
+import functools
 import os
 import pathlib
 import sys
@@ -39,6 +40,7 @@ from tests.test_radius_freeradius import (  # noqa: E402
     account,
     authenticate,
 )
+from tests.test_radius_freeradius import call as network_call  # noqa: E402
 from tools.freeradius import FreeRadius  # noqa: E402
 
 URI = os.environ.get('ISP_TEST_PG_URI')
@@ -88,16 +90,8 @@ def radius(world):
         yield radius
 
 
-def call(stack, company, method, *ids, model='isp.voucher', **kwargs):
-    "Model.method(records) in the branch's context, tasks run after"
-    from trytond.pool import Pool
-
-    def run():
-        Model = Pool().get(model)
-        if ids:
-            return getattr(Model, method)(Model.browse(ids), **kwargs)
-        return getattr(Model, method)(**kwargs)
-    return stack.call(run, context={'company': company})
+# Model.method(records) in the branch's context, tasks run after
+call = functools.partial(network_call, model='isp.voucher')
 
 
 def voucher(stack, voucher_id):

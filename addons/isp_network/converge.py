@@ -116,8 +116,16 @@ def converge(settings, specs, full=False):
     return a `RouterResult`.  With `full`, read the whole router: health,
     every secret (extra ones follow `settings.unknown_secrets`) and every
     session, and report the live status of every service."""
-    started = time.monotonic()
     result = RouterResult()
+    return talk(settings, result,
+        lambda client: Converger(client, settings, result).run(specs, full))
+
+
+def talk(settings, result, work):
+    """Log in to the router of `settings` (host, port, username, password,
+    use_ssl, timeout, login_method), run `work(client)` and record in
+    `result` its outcome (ok, error) and duration; return `result`"""
+    started = time.monotonic()
     try:
         client = connect(
             settings.host, settings.username, settings.password,
@@ -125,14 +133,13 @@ def converge(settings, specs, full=False):
             timeout=settings.timeout, login_method=settings.login_method)
     except Unreachable as exception:
         result.error = str(exception)
-        result.duration = time.monotonic() - started
-        return result
-    with client:
-        try:
-            Converger(client, settings, result).run(specs, full)
-            result.ok = True
-        except RouterOSError as exception:
-            result.error = str(exception)
+    else:
+        with client:
+            try:
+                work(client)
+                result.ok = True
+            except RouterOSError as exception:
+                result.error = str(exception)
     result.duration = time.monotonic() - started
     return result
 

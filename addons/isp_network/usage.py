@@ -34,6 +34,18 @@ def _config(name, default):
     return config_.getint('isp_network', name, default=default)
 
 
+def install_radius_views():
+    """Create FreeRADIUS's views (again) over the product's tables, with
+    the rows of radius_sql.EXTENSIONS (PostgreSQL only)"""
+    if backend.name == 'postgresql':
+        pool = Pool()
+        radius_sql.install(Transaction().connection.cursor(), {
+                'service': pool.get('isp.service')._table,
+                'router': pool.get('isp.router')._table,
+                'template': pool.get('product.template')._table,
+                })
+
+
 class BigInteger(fields.Integer):
     "An integer stored on 64 bits (byte counters)"
     _sql_type = 'BIGINT'
@@ -74,13 +86,7 @@ class ServiceUsage(ModelSQL, ModelView):
     def __register__(cls, module):
         super().__register__(module)
         # registered last: the views read the tables of the models above
-        if backend.name == 'postgresql':
-            pool = Pool()
-            radius_sql.install(Transaction().connection.cursor(), {
-                    'service': pool.get('isp.service')._table,
-                    'router': pool.get('isp.router')._table,
-                    'template': pool.get('product.template')._table,
-                    })
+        install_radius_views()
 
     @classmethod
     def default_bytes_in(cls):

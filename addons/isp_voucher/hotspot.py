@@ -22,14 +22,11 @@ Each full convergence reads every user and active session once, writes what
 differs (owned users not wanted are removed, their sessions ended), and
 reads everything back once; its cost does not depend on how many changed.
 """
-import time
 from dataclasses import dataclass, field
 
+from trytond.modules.isp_network.converge import talk
 from trytond.modules.isp_network.routeros import (
     CommandError,
-    RouterOSError,
-    Unreachable,
-    connect,
     parse_duration,
 )
 
@@ -177,25 +174,9 @@ def converge(settings, profiles, users):
     """Make the router of `settings` hold `profiles` ({name: properties})
     and `users` (wanted users), remove the owned ones not wanted, read it
     all back and return a `HotspotResult`"""
-    started = time.monotonic()
     result = HotspotResult()
-    try:
-        client = connect(
-            settings.host, settings.username, settings.password,
-            port=settings.port, use_ssl=settings.use_ssl,
-            timeout=settings.timeout, login_method=settings.login_method)
-    except Unreachable as exception:
-        result.error = str(exception)
-        result.duration = time.monotonic() - started
-        return result
-    with client:
-        try:
-            HotspotConverger(client, result).run(profiles, users)
-            result.ok = True
-        except RouterOSError as exception:
-            result.error = str(exception)
-    result.duration = time.monotonic() - started
-    return result
+    return talk(settings, result,
+        lambda client: HotspotConverger(client, result).run(profiles, users))
 
 
 class HotspotConverger:

@@ -42,31 +42,31 @@ _USED_UP = (
     "AND COALESCE(v.bytes_used, 0) >= %(quota)s)" % {
         'now': _NOW, 'uptime': _UPTIME_LIMIT, 'quota': _QUOTA})
 
-VIEWS = {
-    'radcheck': """
+
+def _rows(values, states):
+    "The rows of the vouchers in `states`: `values` (n, attribute, op, value)"
+    return """
         SELECT (-(v.id * 8 + 7 - x.n))::integer AS id,
             v.code::text AS username, x.attribute, x.op, x.value,
             v.company, NULL::integer AS router
         FROM {voucher} v
         JOIN {voucher_profile} p ON p.id = v.profile
         CROSS JOIN LATERAL (VALUES
-            (0, 'Cleartext-Password', ':=', v.password::text),
+            """ + values + """
+            ) AS x (n, attribute, op, value)
+        WHERE p.mode = 'radius' AND v.state IN (""" + ', '.join(
+        "'%s'" % state for state in states) + """)
+            AND x.value IS NOT NULL"""
+
+
+VIEWS = {
+    'radcheck': _rows("""(0, 'Cleartext-Password', ':=', v.password::text),
             (1, 'Simultaneous-Use', ':=', p.shared_users::text),
             (2, 'Auth-Type', ':=', CASE
                     WHEN v.state = 'disabled' OR %(used_up)s
-                    THEN 'Reject' END)
-            ) AS x (n, attribute, op, value)
-        WHERE p.mode = 'radius'
-            AND v.state IN ('new', 'sold', 'active', 'disabled')
-            AND x.value IS NOT NULL""" % {'used_up': _USED_UP},
-    'radreply': """
-        SELECT (-(v.id * 8 + 7 - x.n))::integer AS id,
-            v.code::text AS username, x.attribute, x.op, x.value,
-            v.company, NULL::integer AS router
-        FROM {voucher} v
-        JOIN {voucher_profile} p ON p.id = v.profile
-        CROSS JOIN LATERAL (VALUES
-            (0, 'Mikrotik-Rate-Limit', ':=', p.rate_limit::text),
+                    THEN 'Reject' END)""" % {'used_up': _USED_UP},
+        ['new', 'sold', 'active', 'disabled']),
+    'radreply': _rows("""(0, 'Mikrotik-Rate-Limit', ':=', p.rate_limit::text),
             (1, 'Session-Timeout', ':=', (%(seconds)s)::text),
             (2, 'Mikrotik-Total-Limit', ':=', CASE
                     WHEN p.data_quota IS NOT NULL
@@ -74,12 +74,9 @@ VIEWS = {
             (3, 'Mikrotik-Total-Limit-Gigawords', ':=', CASE
                     WHEN p.data_quota IS NOT NULL
                         AND %(bytes)s >= 4294967296
-                    THEN (%(bytes)s / 4294967296)::text END)
-            ) AS x (n, attribute, op, value)
-        WHERE p.mode = 'radius'
-            AND v.state IN ('new', 'sold', 'active')
-            AND x.value IS NOT NULL""" % {
-        'seconds': _LEFT_SECONDS, 'bytes': _LEFT_BYTES},
+                    THEN (%(bytes)s / 4294967296)::text END)""" % {
+            'seconds': _LEFT_SECONDS, 'bytes': _LEFT_BYTES},
+        ['new', 'sold', 'active']),
     }
 
 

@@ -21,8 +21,8 @@ from trytond.pool import Pool, PoolMeta
 from trytond.tools import grouped_slice
 from trytond.transaction import Transaction, without_check_access
 
-from trytond.modules.isp_network import radius_sql
 from trytond.modules.isp_network.router import update_rows
+from trytond.modules.isp_network.usage import install_radius_views
 
 from . import hotspot, radius
 from .exceptions import ProfileValidationError
@@ -164,20 +164,22 @@ class Voucher(metaclass=PoolMeta):
     def __register__(cls, module):
         super().__register__(module)
         # FreeRADIUS's views again, with the vouchers' rows
-        if backend.name == 'postgresql':
-            pool = Pool()
-            radius_sql.install(Transaction().connection.cursor(), {
-                    'service': pool.get('isp.service')._table,
-                    'router': pool.get('isp.router')._table,
-                    'template': pool.get('product.template')._table,
-                    })
+        install_radius_views()
 
     @classmethod
     def push_routers(cls, vouchers):
         "Queue the pushes of the API routers of the vouchers' profiles"
         pool = Pool()
         Profile = pool.get('isp.voucher.profile')
-        profile_ids = {v.profile.id for v in vouchers}
+        table = cls.__table__()
+        cursor = Transaction().connection.cursor()
+        profile_ids = set()
+        # one query, not a read of every voucher (a batch is 1,000 a chunk)
+        for sub_ids in grouped_slice([v.id for v in vouchers], 1000):
+            cursor.execute(*table.select(table.profile,
+                    where=In(table.id, list(sub_ids)),
+                    group_by=[table.profile]))
+            profile_ids.update(p for p, in cursor)
         with without_check_access():
             profiles = [p for p in Profile.browse(sorted(profile_ids))
                 if p.mode == 'api']

@@ -5,6 +5,7 @@ user profiles and users pushed by the queued per-router provisioning and
 read back, states removed or disabled, first logins and usage read by the
 sync, drift repaired, users the product does not own left alone, a router
 down catching up, the expiry cron's one push per router."""
+import contextlib
 import datetime as dt
 
 from trytond.exceptions import UserError
@@ -13,8 +14,11 @@ from trytond.pool import Pool
 from trytond.tests.test_tryton import RouteTestCase, with_transaction
 from trytond.transaction import Transaction
 
-from tools.routeros_sim import Router as SimRouter
 from trytond.modules.isp_network.service import _queued
+from trytond.modules.isp_network.tests.test_module import (
+    PASSWORD,
+    NetworkMixin,
+)
 from trytond.modules.isp_voucher.hotspot import (
     format_duration,
     profile_name,
@@ -23,29 +27,12 @@ from trytond.modules.isp_voucher.hotspot import (
 
 from .voucher_setup import create_batch, create_voucher_product
 
-PASSWORD = 'S3cret-api'
 USERS = '/ip/hotspot/user'
 
 
-class VoucherRouterTestCase(RouteTestCase):
+class VoucherRouterTestCase(NetworkMixin, RouteTestCase):
     "Vouchers of API profiles on simulated routers"
     module = 'isp_voucher'
-
-    def setUp(self):
-        super().setUp()
-        self.sims = []
-
-    def tearDown(self):
-        for sim in self.sims:
-            sim.stop()
-        super().tearDown()
-
-    def sim(self, **kwargs):
-        kwargs.setdefault('password', PASSWORD)
-        sim = SimRouter(**kwargs)
-        sim.start()
-        self.sims.append(sim)
-        return sim
 
     def router(self, company, sim, code='HS'):
         Router = Pool().get('isp.router')
@@ -70,6 +57,18 @@ class VoucherRouterTestCase(RouteTestCase):
                     'data_quota': 500,
                     **values}])
         return profile
+
+    @contextlib.contextmanager
+    def hotspot(self, quantity, **values):
+        """A branch with a router on a simulator, an API profile and a batch
+        of `quantity`: (sim, router, profile, batch) in the branch's
+        context"""
+        sim = self.sim()
+        company = create_company()
+        with set_company(company):
+            router = self.router(company, sim)
+            profile = self.profile(company, router, **values)
+            yield sim, router, profile, create_batch(profile, quantity)
 
     def queued_routers(self):
         "The router ids of the provisioning tasks queued, one per task"
@@ -190,12 +189,7 @@ class VoucherRouterTestCase(RouteTestCase):
         "Disabled: disabled and its session ended; expired, voided: removed"
         pool = Pool()
         Voucher = pool.get('isp.voucher')
-        sim = self.sim()
-        company = create_company()
-        with set_company(company):
-            router = self.router(company, sim)
-            profile = self.profile(company, router)
-            batch = create_batch(profile, 4)
+        with self.hotspot(4) as (sim, router, profile, batch):
             self.flush(router)
             one, two, three, four = self.vouchers(batch)
             sim.hotspot_login(one.code)
@@ -224,12 +218,7 @@ class VoucherRouterTestCase(RouteTestCase):
         pool = Pool()
         Router = pool.get('isp.router')
         Voucher = pool.get('isp.voucher')
-        sim = self.sim()
-        company = create_company()
-        with set_company(company):
-            router = self.router(company, sim)
-            profile = self.profile(company, router, data_quota=1)
-            batch = create_batch(profile, 3)
+        with self.hotspot(3, data_quota=1) as (sim, router, profile, batch):
             self.flush(router)
             one, two, three = self.vouchers(batch)
             sim.hotspot_login(one.code, uptime=600)
@@ -262,12 +251,7 @@ class VoucherRouterTestCase(RouteTestCase):
         pool = Pool()
         Router = pool.get('isp.router')
         Log = pool.get('isp.router.log')
-        sim = self.sim()
-        company = create_company()
-        with set_company(company):
-            router = self.router(company, sim)
-            profile = self.profile(company, router)
-            batch = create_batch(profile, 3)
+        with self.hotspot(3) as (sim, router, profile, batch):
             one, two, three = self.vouchers(batch)
             # the code of `three` is taken by a user the product doesn't own
             sim.menu(USERS).add(name=three.code, password='mine',
@@ -305,12 +289,7 @@ class VoucherRouterTestCase(RouteTestCase):
         pool = Pool()
         Router = pool.get('isp.router')
         Voucher = pool.get('isp.voucher')
-        sim = self.sim()
-        company = create_company()
-        with set_company(company):
-            router = self.router(company, sim)
-            profile = self.profile(company, router)
-            batch = create_batch(profile, 3)
+        with self.hotspot(3) as (sim, router, profile, batch):
             self.flush(router)
             one, two, three = self.vouchers(batch)
             sim.set_fault('down')
@@ -346,12 +325,7 @@ class VoucherRouterTestCase(RouteTestCase):
         "A write the router accepts but does not apply is caught"
         pool = Pool()
         Router = pool.get('isp.router')
-        sim = self.sim()
-        company = create_company()
-        with set_company(company):
-            router = self.router(company, sim)
-            profile = self.profile(company, router)
-            create_batch(profile, 2)
+        with self.hotspot(2) as (sim, router, profile, batch):
             sim.set_fault('ghost_write')
             self.flush(router)
             router = Router(router.id)
