@@ -17,9 +17,9 @@ from trytond.transaction import Transaction
 
 from trytond.modules.isp_voucher.card import (
     DIRECT_LIMIT,
+    cards_pdf,
     login_url,
-    sheets_html,
-    to_pdf,
+    static_html,
     valid_host_name,
 )
 
@@ -98,8 +98,7 @@ class CardRenderingTestCase(unittest.TestCase):
             count = per_page * 2 + 3
             with self.subTest(per_page=per_page):
                 cards = self.cards(count)
-                pages = pdf_pages(to_pdf(sheets_html(
-                            cards, per_page, LABELS)))
+                pages = pdf_pages(cards_pdf(cards, per_page, LABELS))
                 self.assertEqual(len(pages), math.ceil(count / per_page))
                 for number, (text, images) in enumerate(pages):
                     expected = cards[
@@ -122,7 +121,7 @@ class CardRenderingTestCase(unittest.TestCase):
     def test_separate_password(self):
         "A card with its own password shows both and its QR holds both"
         cards = self.cards(3, separate=True)
-        (text, images), = pdf_pages(to_pdf(sheets_html(cards, 8, LABELS)))
+        (text, images), = pdf_pages(cards_pdf(cards, 8, LABELS))
         for card_ in cards:
             self.assertIn('User %s' % card_['code'], text)
             self.assertIn('Password %s' % card_['password'], text)
@@ -138,12 +137,27 @@ class CardRenderingTestCase(unittest.TestCase):
             '&password=AB%26%3DC')
 
     def test_text_escaped(self):
-        "A branch name is text, never markup"
+        "A branch name is text, never markup; a code is a PDF string"
         cards = self.cards(1)
         cards[0]['branch'] = '<b>Net</b> & "Kita"'
-        html = sheets_html(cards, 8, LABELS)
+        html = static_html(cards[0], 1, 8)
         self.assertIn('&lt;b&gt;Net&lt;/b&gt; &amp; &quot;Kita&quot;', html)
         self.assertNotIn('<b>Net', html)
+        cards[0]['code'] = 'A(B)\\C'
+        (text, images), = pdf_pages(cards_pdf(cards, 8, LABELS))
+        self.assertIn('A(B)\\C', text)
+        self.assertIn('<b>Net</b> & "Kita"', text)
+
+    def test_kinds_of_cards(self):
+        """Cards of two profiles (another price) start a page of their
+        own: a sheet is of one kind of card"""
+        cards = self.cards(5)
+        for card_ in cards[3:]:
+            card_['price'] = "Rp 11.100"
+        pages = pdf_pages(cards_pdf(cards, 8, LABELS))
+        self.assertEqual([len(i) for _, i in pages], [3, 2])
+        self.assertEqual(pages[0][0].count("Rp 5.550"), 3)
+        self.assertEqual(pages[1][0].count("Rp 11.100"), 2)
 
     def test_valid_host_name(self):
         for name in [HOST, 'login.wifi', 'a', 'hs-1.example.co.id']:
