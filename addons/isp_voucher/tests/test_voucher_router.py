@@ -321,6 +321,25 @@ class VoucherRouterTestCase(NetworkMixin, RouteTestCase):
         self.assertTrue(sim.menu(USERS).find(name=two.code))
 
     @with_transaction()
+    def test_routeros_6_challenge_login(self):
+        "RouterOS 6 before 6.43 (MD5 challenge login): pushed and read"
+        pool = Pool()
+        Router = pool.get('isp.router')
+        Voucher = pool.get('isp.voucher')
+        sim = self.sim(version='6.42.12', legacy_login=True)
+        company = create_company()
+        with set_company(company):
+            router = self.router(company, sim)
+            batch = create_batch(self.profile(company, router), 2)
+            self.flush(router)
+            one, two = self.vouchers(batch)
+            self.assertEqual(len(sim.menu(USERS)), 2)
+            sim.hotspot_login(one.code, uptime=60)
+            Router.sync([router])
+            self.assertEqual(Voucher(one.id).state, 'active')
+            self.assertEqual(Router(router.id).voucher_state, 'synced')
+
+    @with_transaction()
     def test_ghost_write_detected(self):
         "A write the router accepts but does not apply is caught"
         pool = Pool()
