@@ -201,6 +201,31 @@ class CardTestCase(RouteTestCase):
             self.assertEqual(profile.hotspot_dns_name, 'hotspot.id')
 
     @with_transaction()
+    def test_profile_create_refused(self):
+        """A profile created with a malformed rate limit, a bad hotspot DNS
+        name or an unknown layout is refused naming it (nothing is created
+        through the RPC: scenario_voucher_sales.rst)"""
+        pool = Pool()
+        Profile = pool.get('isp.voucher.profile')
+        company = self.branch()
+        with set_company(company):
+            profile = create_profile(company)
+            for values, words in [
+                    ({'rate_limit': '5 Mbps'}, "rate limit"),
+                    ({'rate_limit': '2M/5M 4M/10M'}, "rate limit"),
+                    ({'hotspot_dns_name': 'hs id'}, "Hotspot DNS Name"),
+                    ({'cards_per_page': '12'}, "Cards per Page"),
+                    ]:
+                with self.subTest(values=values), \
+                        self.assertRaises(UserError) as cm:
+                    Profile.create([{
+                                'company': company.id, 'name': "Bad",
+                                'product': profile.product.id,
+                                'router': profile.router.id,
+                                'validity': 1, **values}])
+                self.assertIn(words, cm.exception.message)
+
+    @with_transaction()
     def test_print_batch(self):
         """The batch's cards at once: printed vouchers only, the profile's
         or the batch's layout, price with taxes, validity and branch"""
