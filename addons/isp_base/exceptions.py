@@ -50,3 +50,11 @@ class BranchAccessError(UserError):
 
 class PreferencesCompanyError(UserError):
     "A user chose a company they do not belong to"
+
+
+class WebDomainValidationError(ValidationError):
+    "A branch's portal domain is not a host name or is another branch's"
+
+
+class WebUserValidationError(ValidationError):
+    "A portal user is not a subscriber of its branch"

@@ -56,6 +56,7 @@ class IspBaseTestCase(
             ('isp.message.provider', 'company'),
             ('isp.message.template', 'company'),
             ('isp.message.inbound', 'company'),
+            ('web.user', 'isp_company'),
             }
 
     @with_transaction()
