@@ -210,6 +210,32 @@ def test_demo_vouchers_on_simulated_routers(demo):
     assert {r['voucher_state'] for r in routers} == {'synced'}
 
 
+def test_demo_voucher_cards_and_reseller(demo):
+    """Each branch's batch printed (a PDF of its cards attached) and five
+    of its vouchers sold to a reseller on a posted invoice"""
+    url, login, password = demo
+    client = RPCClient(url, 'isp_demo')
+    client.login(login, password)
+    batches = client.call('model.isp.voucher.batch.search_read',
+        [('profile.mode', '=', 'api')], 0, None, [('id', 'ASC')],
+        ['company.rec_name'])
+    assert len({b['company.']['rec_name'] for b in batches}) >= 2
+    for batch in batches:
+        attachments = client.call('model.ir.attachment.search_read',
+            [('resource', '=', 'isp.voucher.batch,%d' % batch['id'])],
+            0, None, None, ['name'])
+        assert [a['name'].endswith('.pdf') for a in attachments] == [True]
+    sold = client.call('model.isp.voucher.search_read',
+        [('reseller', '!=', None)], 0, None, None,
+        ['state', 'company.rec_name', 'invoice_line.invoice.state'])
+    assert len(sold) == 5 * len(batches), sold
+    assert {v['invoice_line.']['invoice.']['state'] for v in sold} == {
+        'posted'}
+    sales = client.call('model.isp.voucher.reseller.sale.search_read',
+        [], 0, None, None, ['vouchers', 'commission'])
+    assert sorted(s['vouchers'] for s in sales) == [5] * len(batches)
+
+
 def _invoices(client):
     return client.call('model.account.invoice.search_read',
         [('type', '=', 'out')], 0, None, [('id', 'ASC')],

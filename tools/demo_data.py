@@ -887,6 +887,54 @@ def load_vouchers(database, control_port):
     return len(logins)
 
 
+# Voucher cards and sales: per branch, its batch's cards printed (the PDF
+# attached to the batch) and some vouchers sold to a reseller
+VOUCHER_RESELLER_SALE = 5
+
+
+def _voucher_sales(pool, batch_ids):
+    """Per branch: the hotspot DNS name of the batch's profile, the batch's
+    cards attached as a PDF, a reseller (15 % commission) buying
+    VOUCHER_RESELLER_SALE of its new vouchers on a posted invoice; once"""
+    Attachment = pool.get('ir.attachment')
+    Batch = pool.get('isp.voucher.batch')
+    Party = pool.get('party.party')
+    Profile = pool.get('isp.voucher.profile')
+    Reseller = pool.get('isp.voucher.reseller')
+    Voucher = pool.get('isp.voucher')
+    sales = []
+    for batch in Batch.browse(batch_ids):
+        company = batch.company
+        with Transaction().set_context(company=company.id):
+            profile = batch.profile
+            if not profile.hotspot_dns_name:
+                Profile.write([profile], {
+                        'hotspot_dns_name': 'hotspot%d.demo.isp' % company.id,
+                        })
+            if not Attachment.search([('resource', '=', str(batch))]):
+                Batch.attach_cards([batch])
+            name = "Agen Voucher %s" % company.party.name
+            party = _get_or_create(Party, [
+                    ('name', '=', name), ('isp_company', '=', company.id)], {
+                    'name': name, 'isp_company': company.id,
+                    'addresses': [('create', [{}])]})
+            reseller = _get_or_create(Reseller, [
+                    ('company', '=', company.id), ('party', '=', party.id)], {
+                    'company': company.id, 'party': party.id,
+                    'commission_rate': Decimal('0.15'),
+                    'credit_limit': 100 * profile.price_with_tax})
+            if not Voucher.search([('reseller', '=', reseller.id)], limit=1):
+                Reseller.sell(reseller, batch, VOUCHER_RESELLER_SALE)
+            sales.append((company.rec_name, reseller.rec_name))
+    return sales
+
+
+def load_voucher_sales(database):
+    "Each branch's voucher cards printed and some sold to a reseller"
+    batch_ids = _transact(database, _voucher_batches)
+    return _transact(database, _voucher_sales, batch_ids)
+
+
 def load_network(database, passwords, port, control_port, today=None):
     """Routers on the simulators and a service per subscriber, registered
     (and so billed) 20-23 days before `today`; most first invoices paid,
@@ -1022,6 +1070,9 @@ def main():
         logins = load_vouchers(args.database, args.router_control_port)
         print('%d hotspot vouchers logged in on the simulated routers'
             % logins)
+        for branch, reseller in load_voucher_sales(args.database):
+            print('%s: voucher cards printed, %d vouchers sold to %s' % (
+                    branch, VOUCHER_RESELLER_SALE, reseller))
     for name, currency, posted, paid, overdue, link in _transact(
             args.database, billing_summary):
         print('%s: %d invoices in %s, %d paid, %d overdue' % (
