@@ -782,7 +782,10 @@ class PaymentTransaction(ModelSQL, ModelView):
                         transaction.rollback()
                         restarts += 1
                         if restarts > MAX_RESTARTS:
-                            raise
+                            # not the task's transaction to restart: left
+                            # queued, the reconciliation cron queues again
+                            raise RuntimeError("batch restarted %d times"
+                                % restarts) from exception
                         exception.fix(extras)
                         continue
             except backend.DatabaseOperationalError:
