@@ -7,14 +7,23 @@ open invoices (10,000 by default, each with a pending online payment), a
 simulated RouterOS router and `--isolated` subscribers whose service is
 isolated for non-payment.  A real `trytond` server receives the callbacks
 the fake Midtrans sends (over HTTP, as Midtrans would), one `trytond-worker`
-runs the queued tasks (invoice processing, reactivation, router changes).
+runs the queued tasks (invoice processing, reactivation, router changes);
+`--servers N` serves the callbacks with N processes of trytond's WSGI
+application instead of one `trytond` (bench/wsgi_server.py).
 
 Prints:
 
 - ``BENCH webhook_p95_ms``: the 95th percentile of the time Midtrans waits
-  for the answer of a paid notification, `--senders` (20) of one branch
-  sending at once (the latency one at a time is printed too);
-- ``BENCH webhook_per_s``: paid notifications answered per second by them;
+  for the answer of a paid notification of one branch, `--rate` (30) a
+  second offered through `--senders` (20) concurrent connections (an open
+  loop, as a gateway delivers; measured from the planned send, so a
+  notification waiting for a free connection counts its wait);
+- ``BENCH webhook_saturated_p95_ms``: the same percentile with the
+  `--senders` sending each as soon as answered (a closed loop: the server
+  saturated, p95 about senders / throughput); the latency one at a time
+  is printed too;
+- ``BENCH webhook_per_s``: paid notifications answered per second by them
+  (the most the server answers);
 - ``BENCH webhook_to_router_p95_s``: from the paid notification of an
   isolated subscriber to its secret back on its plan's profile on the
   simulated router (95th percentile), one payment every `--interval`
@@ -96,10 +105,11 @@ class Stack(_Stack):
     (queue workers on, a web listener), a `trytond` server and
     `trytond-worker` processes."""
 
-    def __init__(self, uri, name='isp_webhook_bench', workers=1):
+    def __init__(self, uri, name='isp_webhook_bench', workers=1, servers=1):
         self.uri = uri
         self.name = name
         self.workers = workers
+        self.servers = servers
         self.port = free_port()
         self.directory = tempfile.mkdtemp(prefix='isp-webhook-')
         self.config = os.path.join(self.directory, 'trytond.conf')
@@ -190,9 +200,18 @@ class Stack(_Stack):
                     continue
 
     def start_server(self):
-        "A `trytond` server (threaded WSGI) on the configured port"
-        self.server = subprocess.Popen([str(BIN / 'trytond'),
-                '-c', self.config, '-d', self.name], env=self._env(),
+        """A `trytond` server (threaded WSGI) on the configured port, or
+        `servers` processes of trytond's WSGI application sharing it
+        (bench/wsgi_server.py)"""
+        if self.servers > 1:
+            command = [sys.executable, '-m', 'bench.wsgi_server',
+                '-c', self.config, '-d', self.name,
+                '-n', str(self.servers),
+                '--listen', '127.0.0.1:%d' % self.port]
+        else:
+            command = [str(BIN / 'trytond'), '-c', self.config,
+                '-d', self.name]
+        self.server = subprocess.Popen(command, env=self._env(), cwd=ROOT,
             start_new_session=True, stdout=subprocess.DEVNULL,
             stderr=open(os.path.join(self.directory, 'server.log'), 'w'))
 
@@ -564,18 +583,36 @@ def setup_only(uri, invoices, isolated):
             stack.drop_database()
 
 
-def _timed_pay(fake, reference):
-    "(seconds until answered, the deliveries) of `reference`'s payment"
-    started = time.perf_counter()
+def _timed_pay(fake, reference, since=None):
+    """(seconds until answered, the deliveries) of `reference`'s payment,
+    from `since` (perf_counter; default: when sent)"""
+    started = time.perf_counter() if since is None else since
     deliveries = fake.pay(reference)
     return time.perf_counter() - started, deliveries
 
 
+def _paced(fake, references, rate, connections):
+    """Send the paid notifications of `references` at `rate` per second
+    through `connections` concurrent senders (an open loop, as a gateway
+    delivers): [(seconds from the planned send to the answer, the
+    deliveries)]; a notification waiting for a free sender counts its
+    wait"""
+    started = time.perf_counter() + 0.1
+    with ThreadPoolExecutor(connections) as executor:
+        futures = []
+        for index, reference in enumerate(references):
+            planned = started + index / rate
+            time.sleep(max(0, planned - time.perf_counter()))
+            futures.append(executor.submit(_timed_pay, fake, reference,
+                    planned))
+        return [future.result() for future in futures]
+
+
 def run(uri, invoices, isolated, sample, senders, interval=0.05,
-        workers=1):
+        workers=1, servers=1, rate=30.0):
     from tools.fake_gateways import FakeMidtrans
     from tools.routeros_sim import Router as SimRouter
-    stack = Stack(uri, workers=workers)
+    stack = Stack(uri, workers=workers, servers=servers)
     sim = SimRouter(name='bench', version='7.16.2', password='bench')
     sim.start()
     fake = FakeMidtrans().start()
@@ -600,7 +637,7 @@ def run(uri, invoices, isolated, sample, senders, interval=0.05,
             open_ids = [i.id for i in Invoice.search([
                         ('state', '=', 'posted'),
                         ('party', 'not in', isolated_parties),
-                        ], limit=sample * 2)]
+                        ], limit=sample * 3)]
             isolated_invoices = [i.id for i in Invoice.search([
                         ('state', '=', 'posted'),
                         ('party', 'in', isolated_parties)])]
@@ -636,6 +673,12 @@ def run(uri, invoices, isolated, sample, senders, interval=0.05,
         concurrent = [latency for latency, _ in timed]
         deliveries += [d for _, ds in timed for d in ds]
         statuses = [d.status for _, ds in timed for d in ds]
+        # `rate` per second offered through `senders` connections
+        references = stack.run_locked(lambda: open_payments(
+                open_ids[2 * sample:3 * sample]), company=company)
+        paced = _paced(fake, references, rate, senders)
+        at_rate = [latency for latency, _ in paced]
+        deliveries += [d for _, ds in paced for d in ds]
         # not answered within the fake gateway's callback timeout
         unanswered = sum(1 for d in deliveries if d.status is None)
         refused = sum(1 for d in deliveries
@@ -689,15 +732,22 @@ def run(uri, invoices, isolated, sample, senders, interval=0.05,
         sim.stop()
         with contextlib.suppress(Exception):
             stack.drop_database()
-    print('%d worker process(es)' % workers)
+    print('%d worker process(es), %d server process(es)' % (
+            workers, servers))
     print('%d paid invoices; latency one at a time min %.1f / median %.1f /'
         ' p95 %.1f / max %.1f ms' % (paid, min(latencies) * 1000,
             statistics.median(latencies) * 1000,
             percentile(latencies, 95) * 1000, max(latencies) * 1000))
-    print('%d senders at once: latency median %.1f / max %.1f ms; %d '
-        'notifications, %d not answered 200' % (senders,
-            statistics.median(concurrent) * 1000, max(concurrent) * 1000,
+    print('%d senders at once, each sending as soon as answered (closed '
+        'loop: the most the server answers): latency median %.1f / p95 '
+        '%.1f / max %.1f ms; %d notifications, %d not answered 200' % (
+            senders, statistics.median(concurrent) * 1000,
+            percentile(concurrent, 95) * 1000, max(concurrent) * 1000,
             len(deliveries), refused))
+    print('%.0f notifications/s offered through %d connections (open '
+        'loop, from the planned send): latency median %.1f / p95 %.1f / '
+        'max %.1f ms' % (rate, senders, statistics.median(at_rate) * 1000,
+            percentile(at_rate, 95) * 1000, max(at_rate) * 1000))
     print('%d of %d isolated subscribers reconnected; delays median %.2f s,'
         ' max %.2f s' % (len(delays), len(sent),
             statistics.median(delays) if delays else float('nan'),
@@ -707,6 +757,8 @@ def run(uri, invoices, isolated, sample, senders, interval=0.05,
     for name, (count, ran, waited) in sorted(tasks.items()):
         print('  %-45s %4d %6.3f %6.3f' % (name, count, ran, waited))
     print('BENCH webhook_p95_ms %.1f ms' % (
+            percentile(at_rate, 95) * 1000))
+    print('BENCH webhook_saturated_p95_ms %.1f ms' % (
             percentile(concurrent, 95) * 1000))
     print('BENCH webhook_per_s %.1f /s' % (len(statuses) / elapsed))
     print('BENCH webhook_to_router_p95_s %.2f s' % (
@@ -729,6 +781,12 @@ def main(argv=None):
         "(default 0.05: 20 payments/s)")
     parser.add_argument('--workers', type=int, default=1,
         help="trytond-worker processes (default 1)")
+    parser.add_argument('--servers', type=int, default=1,
+        help="server processes (default 1: one `trytond`; more: trytond's "
+        "WSGI application in that many processes, bench/wsgi_server.py)")
+    parser.add_argument('--rate', type=float, default=30.0,
+        help="notifications per second offered through the --senders "
+        "connections for webhook_p95_ms (default 30)")
     parser.add_argument('--setup-only', action='store_true',
         help="only populate the database (again, even when a template is "
         "kept) and print its time")
@@ -739,7 +797,7 @@ def main(argv=None):
     else:
         func, args = run, (options.invoices, options.isolated,
             options.sample, options.senders, options.interval,
-            options.workers)
+            options.workers, options.servers, options.rate)
     if options.uri:
         func(options.uri, *args)
     else:
