@@ -392,24 +392,29 @@ class ResellerSale(ModelSQL, ModelView):
         pool = Pool()
         Voucher = pool.get('isp.voucher')
         voucher = Voucher.__table__()
-        month = DateTrunc('month', voucher.sold_date)
-        amount = Sum(voucher.sale_price)
-        commission = Sum(voucher.commission)
-        return voucher.select(
-            Min(voucher.id).as_('id'),
+        # the month in a subquery: PostgreSQL would not take the grouped
+        # expression (its parameter) for the selected one
+        sold = voucher.select(
+            voucher.id, voucher.create_date, voucher.company,
+            voucher.reseller, voucher.sale_price, voucher.commission,
+            DateTrunc('month', voucher.sold_date).as_('month'),
+            where=voucher.reseller != Null)
+        amount = Sum(sold.sale_price)
+        commission = Sum(sold.commission)
+        return sold.select(
+            Min(sold.id).as_('id'),
             Literal(0).as_('create_uid'),
-            Min(voucher.create_date).as_('create_date'),
+            Min(sold.create_date).as_('create_date'),
             Literal(None).as_('write_uid'),
             Literal(None).as_('write_date'),
-            voucher.company.as_('company'),
-            voucher.reseller.as_('reseller'),
-            cls.month.sql_cast(month).as_('month'),
-            Count(voucher.id).as_('vouchers'),
+            sold.company.as_('company'),
+            sold.reseller.as_('reseller'),
+            cls.month.sql_cast(sold.month).as_('month'),
+            Count(sold.id).as_('vouchers'),
             cls.amount.sql_cast(amount).as_('amount'),
             cls.commission.sql_cast(commission).as_('commission'),
             cls.invoiced.sql_cast(amount - commission).as_('invoiced'),
-            where=voucher.reseller != Null,
-            group_by=[voucher.company, voucher.reseller, month])
+            group_by=[sold.company, sold.reseller, sold.month])
 
     def get_currency(self, name):
         return self.company.currency.id
