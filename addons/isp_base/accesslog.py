@@ -26,6 +26,7 @@ SECRET_PATHS = [
 SECRET_QUERY = {
     '/isp_base/notify/meta/': ('hub.verify_token',),
     '/isp_billing/webhook/': ('token',),
+    '/isp_base/portal/password': ('token',),
     }
 #: The loggers that write the requests' URLs.
 LOGGERS = ['trytond.wsgi', 'werkzeug']

@@ -58,3 +58,7 @@ class WebDomainValidationError(ValidationError):
 
 class WebUserValidationError(ValidationError):
     "A portal user is not a subscriber of its branch"
+
+
+class PortalInviteError(UserError):
+    "Nobody to invite to the customer portal"

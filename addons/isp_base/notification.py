@@ -118,6 +118,12 @@ EVENTS = {
     'ticket_updated': ("Ticket updated", {
             'ticket_number': "T-000321", 'subject': "No internet",
             'status': "In progress", 'comment': "Technician on the way"}),
+    'portal_reset': ("Portal password reset", {
+            'url': "https://my.example.com/isp/isp_base/portal/password"
+            "?token=4f1c", 'hours': "24"}),
+    'portal_invite': ("Portal invitation", {
+            'url': "https://my.example.com/isp/isp_base/portal/password"
+            "?token=4f1c", 'days': "7"}),
     'ticket_resolved': ("Ticket resolved", {
             'ticket_number': "T-000321", 'subject': "No internet",
             'rating_url': "https://my.example.com/t/321"}),

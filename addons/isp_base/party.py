@@ -3,7 +3,7 @@
 from collections import defaultdict
 
 from trytond.i18n import gettext
-from trytond.model import Index, Unique, fields
+from trytond.model import Index, ModelView, Unique, fields
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Bool, Eval
 from trytond.transaction import Transaction
@@ -89,6 +89,18 @@ class Party(InputGuardMixin, SystemFieldsCopyMixin, metaclass=PoolMeta):
                 Index(t, (t.subscriber_phone, Index.Equality())),
                 Index(t, (t.whatsapp, Index.Equality())),
                 })
+        cls._buttons.update({
+                'isp_portal_invite': {
+                    'invisible': ~Eval('is_subscriber', False),
+                    'depends': ['is_subscriber'],
+                    },
+                })
+
+    @classmethod
+    @ModelView.button_action('isp_base.wizard_portal_invite')
+    def isp_portal_invite(cls, parties):
+        "Invite the subscribers to the customer portal"
+        pass
 
     @classmethod
     def __post_setup__(cls):

@@ -8,6 +8,7 @@ password hashing and rate limiting (`web.user.authenticate.attempt`: per
 login and per IP network, delay doubling with each failure).  An unknown
 login costs the same password check as a known one (a dummy hash) and gets
 the same answer."""
+import datetime as dt
 import logging
 import secrets
 import time
@@ -15,16 +16,41 @@ import time
 import trytond.config as config
 from trytond.exceptions import RateLimitException
 from trytond.i18n import gettext
-from trytond.model import Index, fields
+from trytond.model import Index, ModelView, fields
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval
 from trytond.res.user import PASSWORD_HASH
 from trytond.transaction import Transaction
+from trytond.wizard import Button, StateTransition, StateView, Wizard
 
-from .exceptions import WebUserValidationError
+from .exceptions import PortalInviteError, WebUserValidationError
+from .tenancy import BranchWizardMixin
 
 logger = logging.getLogger(__name__)
 _DUMMY_HASH = []
+#: Days an invitation link is valid.
+INVITE_DAYS = 7
+#: A reset link is sent again only after this delay (the same link is not
+#: re-sent: it is not kept readable).
+RESEND_DELAY = dt.timedelta(minutes=10)
+#: The route of the link's page, under the database.
+PASSWORD_PATH = '/isp_base/portal/password'
+#: The shortest password a subscriber may choose.
+MIN_PASSWORD = 8
+
+
+def reset_seconds():
+    "Seconds a reset link is valid (web_user's [session] web_timeout_reset)"
+    return config.getint('session', 'web_timeout_reset', default=24 * 3600)
+
+
+def portal_base_url(company):
+    """The URL of a branch's public pages without the database:
+    `[isp_portal] url` (default ``https://{host}``) with the branch's portal
+    domain"""
+    template = config.get('isp_portal', 'url', default='https://{host}')
+    return template.format(
+        host=company.isp_web_domain or 'localhost').rstrip('/')
 
 
 def throttle(count):
@@ -149,3 +175,204 @@ class WebUser(metaclass=PoolMeta):
         if keep:
             domain.append(('key', '!=', keep))
         Session.delete(Session.search(domain))
+
+    @classmethod
+    def isp_issue_tokens(cls, users, seconds, force=False):
+        """Give `users` a new reset token valid `seconds`, and return those
+        that got one: a token issued less than RESEND_DELAY ago is kept
+        (and nothing sent again) unless `force`"""
+        now = dt.datetime.now()
+        issued = []
+        for user in users:
+            expire = user.reset_password_token_expire
+            if (not force and user.reset_password_token and expire
+                    and expire - dt.timedelta(seconds=seconds)
+                    > now - RESEND_DELAY):
+                continue
+            user.reset_password_token = secrets.token_hex(32)
+            user.reset_password_token_expire = now + dt.timedelta(
+                seconds=seconds)
+            issued.append(user)
+        cls.save(issued)
+        return issued
+
+    @classmethod
+    def isp_send_links(cls, users, event, base_url=None, channel=None,
+            values=None):
+        """Send each of `users` the link to its password page through the
+        notification queue (`event`: portal_reset or portal_invite), on
+        `channel` (email, whatsapp; default: the party's preferred)"""
+        pool = Pool()
+        Message = pool.get('isp.message')
+        database = Transaction().database.name
+        requests = []
+        for user in users:
+            base = base_url or portal_base_url(user.isp_company)
+            url = '%s/%s%s?token=%s' % (base, database, PASSWORD_PATH,
+                user.reset_password_token)
+            requests.append({
+                    'event': event,
+                    'party': user.party,
+                    'company': user.isp_company,
+                    'channels': [channel] if channel else None,
+                    'origin': user.party,
+                    'values': {'url': url, **(values or {})},
+                    })
+        if requests:
+            Message.send_events(requests)
+
+    @classmethod
+    def isp_request_reset(cls, login, company, base_url, channel=None):
+        """A reset link for the portal user of `login` in `company`, if
+        there is one (the caller answers the same either way); rate
+        limited per login and IP network"""
+        pool = Pool()
+        Attempt = pool.get('web.user.authenticate.attempt')
+        key = 'isp-reset:%d:%s' % (company.id, (login or '').strip().lower())
+        if (Attempt.count_ip() > config.getint(
+                    'session', 'max_attempt_ip_network', default=300)
+                or Attempt.count(key) > config.getint(
+                    'session', 'max_attempt', default=5)):
+            return False
+        Attempt.add(key)
+        user = cls.isp_find(login, company)
+        if user is None:
+            return False
+        seconds = reset_seconds()
+        issued = cls.isp_issue_tokens([user], seconds)
+        cls.isp_send_links(issued, 'portal_reset', base_url=base_url,
+            channel=channel, values={'hours': str(seconds // 3600)})
+        return bool(issued)
+
+    @classmethod
+    def isp_from_token(cls, token, company):
+        "The portal user of `company` whose link `token` is valid, or None"
+        if not token or not isinstance(token, str) or not (
+                16 <= len(token) <= 128) or not token.isalnum():
+            return None
+        users = cls.search([
+                ('reset_password_token', '=', token),
+                ('isp_company', '=', company.id),
+                ('active', '=', True),
+                ], limit=1)
+        if not users:
+            return None
+        user, = users
+        expire = user.reset_password_token_expire
+        if not expire or expire < dt.datetime.now():
+            return None
+        if not user.isp_portal_of(company):
+            return None
+        return user
+
+    @classmethod
+    def isp_check_password(cls, password, user):
+        """Raise PasswordError (a UserError) unless `password` may be
+        `user`'s"""
+        pool = Pool()
+        User = pool.get('res.user')
+        if len(password) < MIN_PASSWORD:
+            from trytond.res.exceptions import PasswordError
+            raise PasswordError(gettext('isp_base.msg_portal_password_length',
+                    length=MIN_PASSWORD))
+        User.validate_password(password, [user])
+        if user.party and password.lower() in {
+                (user.party.name or '').lower(),
+                (user.party.subscriber_code or '').lower()}:
+            from trytond.res.exceptions import PasswordError
+            raise PasswordError(gettext('res.msg_password_name'))
+
+    @classmethod
+    def isp_set_password(cls, user, password, keep_session=None):
+        """Set `user`'s password (checked), clear its link and end its
+        sessions but `keep_session`"""
+        cls.isp_check_password(password, user)
+        cls.write([user], {
+                'password_hash': cls.hash_password(password),
+                'reset_password_token': None,
+                'reset_password_token_expire': None,
+                })
+        cls.isp_end_sessions([user], keep=keep_session)
+
+    @classmethod
+    def isp_invite(cls, parties, channel=None):
+        """Give each subscriber of `parties` an active portal user of its
+        branch (created when missing, with the party's e-mail unless another
+        portal user has it) and send the invitation link; return the
+        users"""
+        subscribers = [p for p in parties
+            if p.is_subscriber and p.isp_company]
+        if not subscribers:
+            raise PortalInviteError(gettext(
+                    'isp_base.msg_portal_invite_no_subscriber'))
+        with Transaction().set_context(active_test=False):
+            existing = cls.search([
+                    ('party', 'in', [p.id for p in subscribers]),
+                    ('isp_company', '!=', None),
+                    ], order=[('active', 'DESC'), ('id', 'ASC')])
+        by_party = {}
+        for user in existing:
+            if user.isp_company == user.party.isp_company:
+                by_party.setdefault(user.party.id, user)
+        emails = {p.email.lower() for p in subscribers
+            if p.id not in by_party and p.email}
+        taken = {u.email for u in cls.search([('email', 'in', list(emails))])}
+        to_create, seen = [], set()
+        for party in subscribers:
+            if party.id in by_party:
+                continue
+            email = party.email.lower() if party.email else None
+            if email in taken or email in seen:
+                email = None
+            seen.add(email)
+            to_create.append({
+                    'party': party.id,
+                    'isp_company': party.isp_company.id,
+                    'email': email,
+                    })
+        created = cls.create(to_create)
+        inactive = [u for u in by_party.values() if not u.active]
+        if inactive:
+            cls.write(inactive, {'active': True})
+        users = list(by_party.values()) + created
+        seconds = INVITE_DAYS * 24 * 3600
+        cls.isp_issue_tokens(users, seconds, force=True)
+        cls.isp_send_links(users, 'portal_invite', channel=channel,
+            values={'days': str(INVITE_DAYS)})
+        return users
+
+
+class PortalInviteStart(ModelView):
+    "Invite to the Customer Portal"
+    __name__ = 'isp.portal.invite.start'
+
+    channel = fields.Selection([
+            (None, "Preferred"),
+            ('email', "E-mail"),
+            ('whatsapp', "WhatsApp"),
+            ('sms', "SMS"),
+            ], "Channel",
+        help="How the invitation link is sent; Preferred: the first channel "
+        "the subscriber can receive.")
+    subscribers = fields.Integer("Subscribers", readonly=True)
+
+
+class PortalInvite(BranchWizardMixin, Wizard):
+    """Invite subscribers to the customer portal: their portal user is
+    created when missing and a link to choose a password is sent"""
+    __name__ = 'isp.portal.invite'
+    start = StateView('isp.portal.invite.start',
+        'isp_base.portal_invite_start_view_form', [
+            Button("Cancel", 'end', 'tryton-cancel'),
+            Button("Invite", 'invite', 'tryton-ok', default=True),
+            ])
+    invite = StateTransition()
+
+    def default_start(self, fields):
+        return {'subscribers': len(self.records)}
+
+    def transition_invite(self):
+        pool = Pool()
+        WebUser = pool.get('web.user')
+        WebUser.isp_invite(self.records, channel=self.start.channel)
+        return 'end'

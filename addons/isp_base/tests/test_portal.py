@@ -42,11 +42,31 @@ class PortalLayerTestCase(RouteTestCase):
             aliases='www.bandung.portal.test', lang='id')
         b = create_branch("NetKita Nairobi", B_HOST, lang='en')
         siti, _ = create_subscriber(a, "Siti Aminah",
-            email='siti@example.com', lang='id')
+            email='siti@example.com', lang='id', whatsapp='+6281234500001')
         budi, _ = create_subscriber(a, "Budi Santoso",
             email='budi@example.com')
         john, _ = create_subscriber(b, "John Kamau", email='john@example.com',
             lang='en')
+        # for the password tests (each its own subscriber)
+        for name in ["Rina", "Eko", "Wati"]:
+            create_subscriber(a, name, email='%s@example.com' % name.lower())
+        # not invited yet: Dewi has no portal user, Agus's is inactive
+        create_subscriber(a, "Dewi", email='dewi@example.com', portal=False)
+        _, agus = create_subscriber(a, "Agus", email='agus@example.com')
+        agus.active = False
+        agus.save()
+        # Tono shares Dewi's e-mail: his portal user gets none
+        create_subscriber(a, "Tono", email='dewi@example.com', portal=False)
+        pool = Pool()
+        User = pool.get('res.user')
+        ModelData = pool.get('ir.model.data')
+        User.create([{
+                    'name': login, 'login': login,
+                    'groups': [('add', [ModelData.get_id('isp_base', group)])],
+                    'companies': [('add', [a.id])], 'company': a.id,
+                    } for login, group in [
+                    ('bdg_cs', 'group_isp_customer_service'),
+                    ('bdg_tech', 'group_isp_technician')]])
         cls.codes = {p.name: p.subscriber_code for p in [siti, budi, john]}
 
     def setUp(self):
@@ -400,6 +420,188 @@ class PortalLayerTestCase(RouteTestCase):
         import pathlib
         web = pathlib.Path(__file__).resolve().parents[1] / 'web'
         self.assertEqual(untranslated(web), [])
+
+
+    # -- passwords: reset, change, invitation --
+
+    def messages(self, event):
+        "The messages of `event`: (party name, channel, recipient, body)"
+        with Transaction().start(DB_NAME, 0):
+            Message = Pool().get('isp.message')
+            return [(m.party.name, m.channel, m.recipient, m.body)
+                for m in Message.search([('event', '=', event)],
+                    order=[('id', 'ASC')])]
+
+    def link_of(self, body):
+        url, = re.findall(r'https?://\S+', body)
+        parts = urllib.parse.urlsplit(url)
+        return parts, dict(urllib.parse.parse_qsl(parts.query))
+
+    def test_reset_password(self):
+        """Reset by e-mail: same answer for anybody, a link through the
+        queue; the new password ends the other sessions, the link is used
+        once"""
+        other = self.portal()
+        other.login('rina@example.com', PASSWORD)
+        answers = []
+        for login in ['rina@example.com', 'nobody@example.com',
+                'john@example.com']:
+            client = self.portal(language='en')
+            client.get('/isp_base/portal/reset')
+            response = client.post('/isp_base/portal/reset',
+                {'login': login, 'channel': 'email'})
+            self.assertEqual(response.status_code, 200)
+            answers.append(response.get_data(as_text=True).replace(
+                    login, '').replace(client.token, ''))
+        self.assertEqual(len(set(answers)), 1)
+        self.assertIn('If an account matches', answers[0])
+        (name, channel, recipient, body), = [m for m in self.messages(
+                'portal_reset') if m[0] == "Rina"]
+        self.assertEqual((channel, recipient), ('email', 'rina@example.com'))
+        self.assertFalse([m for m in self.messages('portal_reset')
+                if m[0] == "John Kamau"])
+        parts, query = self.link_of(body)
+        self.assertEqual(parts.netloc, A_HOST)
+        self.assertEqual(parts.path,
+            '/%s/isp_base/portal/password' % DB_NAME)
+        # asking again at once sends nothing more
+        client.get('/isp_base/portal/reset')
+        client.post('/isp_base/portal/reset',
+            {'login': 'rina@example.com', 'channel': 'email'})
+        self.assertEqual(len([m for m in self.messages('portal_reset')
+                    if m[0] == "Rina"]), 1)
+
+        link = self.portal(language='en')
+        page = link.get(parts.path + '?' + parts.query)
+        self.assertEqual(page.status_code, 200)
+        self.assertIn('name="token"', page.get_data(as_text=True))
+        # not on Nairobi's host
+        self.assertEqual(self.portal(B_HOST).get(
+                parts.path + '?' + parts.query).status_code, 404)
+        for data, status in [
+                ({'password': 'Another-2026', 'password2': 'Other-2026'},
+                    400),
+                ({'password': 'short', 'password2': 'short'}, 400),
+                ({'password': 'Rina', 'password2': 'Rina'}, 400),
+                ({'password': 'New-Rina-2026', 'password2': 'New-Rina-2026',
+                        'token': 'f' * 64}, 404),
+                ]:
+            with self.subTest(data=data):
+                response = link.post('/isp_base/portal/password',
+                    {'token': query['token'], **data})
+                self.assertEqual(response.status_code, status)
+        # nothing changed: the old password still logs in
+        self.portal().login('rina@example.com', PASSWORD)
+        response = link.post('/isp_base/portal/password', {
+                'token': query['token'], 'password': 'New-Rina-2026',
+                'password2': 'New-Rina-2026'})
+        self.assertEqual(response.status_code, 303)
+        self.assertIn('done=password', response.headers['Location'])
+        # the sessions of before are ended, the link is used
+        self.assertEqual(other.get('/isp_base/portal/').status_code, 303)
+        self.assertEqual(link.get(
+                parts.path + '?' + parts.query).status_code, 404)
+        self.portal().login('rina@example.com', PASSWORD, expect=401)
+        self.portal().login('rina@example.com', 'New-Rina-2026')
+
+    def test_reset_by_whatsapp(self):
+        "Reset by WhatsApp with the customer ID: the link to the number"
+        client = self.portal()
+        client.get('/isp_base/portal/reset')
+        client.post('/isp_base/portal/reset',
+            {'login': self.codes["Siti Aminah"], 'channel': 'whatsapp'})
+        (name, channel, recipient, body), = [m for m in self.messages(
+                'portal_reset') if m[0] == "Siti Aminah"]
+        self.assertEqual((channel, recipient), ('whatsapp', '+6281234500001'))
+        self.assertIn('Halo Siti Aminah', body)
+        self.assertEqual(client.post('/isp_base/portal/reset',
+                {'login': 'x', 'channel': 'fax'}).status_code, 400)
+
+    def test_change_password_ends_other_sessions(self):
+        "A password change keeps this session and ends the others"
+        one, two = self.portal(language='en'), self.portal()
+        one.login('eko@example.com', PASSWORD)
+        two.login('eko@example.com', PASSWORD)
+        one.get('/isp_base/portal/password/change')
+        response = one.post('/isp_base/portal/password/change', {
+                'current': 'wrong', 'password': 'Eko-New-2026',
+                'password2': 'Eko-New-2026'})
+        self.assertEqual(response.status_code, 400)
+        self.assertEqual(two.get('/isp_base/portal/').status_code, 200)
+        response = one.post('/isp_base/portal/password/change', {
+                'current': PASSWORD, 'password': 'Eko-New-2026',
+                'password2': 'Eko-New-2026'})
+        self.assertEqual(response.status_code, 200)
+        self.assertIn('other sessions are ended',
+            response.get_data(as_text=True))
+        self.assertEqual(one.get('/isp_base/portal/').status_code, 200)
+        self.assertEqual(two.get('/isp_base/portal/').status_code, 303)
+        self.portal().login('eko@example.com', 'Eko-New-2026')
+
+    def run_invite(self, login, names, channel='email'):
+        pool = Pool()
+        User = pool.get('res.user')
+        Party = pool.get('party.party')
+        Wizard = pool.get('isp.portal.invite', type='wizard')
+        user, = User.search([('login', '=', login)])
+        parties = Party.search([('name', 'in', names)])
+        transaction = Transaction()
+        with transaction.set_user(user.id), transaction.set_context(
+                company=user.company.id, active_model='party.party',
+                active_id=parties[0].id,
+                active_ids=[p.id for p in parties]):
+            session_id, _, _ = Wizard.create()
+            Wizard.execute(session_id, {}, 'start')
+            Wizard.execute(session_id, {'start': {'channel': channel,
+                        'subscribers': len(parties)}}, 'invite')
+            Wizard.delete(session_id)
+
+    def test_invite(self):
+        """The invitation wizard (bulk): portal users created or reactivated,
+        links sent through the queue; the link sets the first password"""
+        with Transaction().start(DB_NAME, 0) as transaction:
+            self.run_invite('bdg_cs', ["Dewi", "Agus", "Tono"])
+            transaction.commit()
+        with Transaction().start(DB_NAME, 0, context={'active_test': False}):
+            WebUser = Pool().get('web.user')
+            users = {u.party.name: u for u in WebUser.search([
+                        ('party.name', 'in', ["Dewi", "Agus", "Tono"])])}
+            self.assertEqual(set(users), {"Dewi", "Agus", "Tono"})
+            for user in users.values():
+                self.assertTrue(user.active)
+                self.assertEqual(user.isp_company, user.party.isp_company)
+            self.assertEqual(users["Dewi"].email, 'dewi@example.com')
+            self.assertIsNone(users["Tono"].email)
+            tono_code = users["Tono"].party.subscriber_code
+        sent = {m[0]: m for m in self.messages('portal_invite')}
+        self.assertEqual(set(sent), {"Dewi", "Agus", "Tono"})
+        parts, query = self.link_of(sent["Tono"][3])
+        client = self.portal(language='en')
+        page = client.get(parts.path + '?' + parts.query)
+        self.assertIn('Welcome to your customer portal',
+            page.get_data(as_text=True))
+        client.post('/isp_base/portal/password', {'token': query['token'],
+                'password': 'Tono-Pass-2026', 'password2': 'Tono-Pass-2026'})
+        self.portal().login(tono_code, 'Tono-Pass-2026')
+        # the invitation link is used; a second one replaces it
+        self.assertEqual(client.get(
+                parts.path + '?' + parts.query).status_code, 404)
+
+    def test_invite_refused(self):
+        "Another branch's subscriber is refused, nothing is created"
+        from trytond.exceptions import UserError
+        with Transaction().start(DB_NAME, 0) as transaction:
+            WebUser = Pool().get('web.user')
+            before = WebUser.search([], count=True)
+            with self.assertRaises(UserError) as cm:
+                self.run_invite('bdg_cs', ["John Kamau"])
+            self.assertNotIn("John", str(cm.exception.args))
+            self.assertEqual(WebUser.search([], count=True), before)
+            Message = Pool().get('isp.message')
+            self.assertFalse(Message.search([
+                        ('event', '=', 'portal_invite'),
+                        ('party.name', '=', "John Kamau")]))
+            transaction.rollback()
 
 
 del RouteTestCase

@@ -37,7 +37,6 @@ SECURITY_HEADERS = {
         "default-src 'self'; script-src 'self'; style-src 'self'; "
         "img-src 'self' data:; object-src 'none'; base-uri 'none'; "
         "frame-ancestors 'none'"),
-    'Cross-Origin-Opener-Policy': 'same-origin',
     }
 
 

@@ -46,7 +46,7 @@ GROUPS = ['group_isp_customer_service', 'group_isp_technician',
 #: What a refused attempt must not have created
 COUNTED = ['isp.service', 'party.party', 'party.address', 'isp.location',
     'account.invoice', 'account.move', 'isp.payment.transaction',
-    'isp.router.log', 'isp.message', 'ir.queue']
+    'isp.router.log', 'isp.message', 'ir.queue', 'web.user']
 
 
 def rpc(user, Model, method, *args, context):
@@ -283,7 +283,21 @@ def report_export_attempts(data):
     return attempts
 
 
+def portal_invite_attempts(data):
+    bdg, nbo = data['bdg'], data['nbo']
+    start = {'start': {'channel': None, 'subscribers': 1}}
+    return [
+        ({'active_model': 'party.party', 'active_id': nbo['subscriber'].id,
+                'active_ids': [nbo['subscriber'].id]},
+            [('start', {}), ('invite', start)]),
+        ({'active_model': 'party.party', 'active_id': bdg['subscriber'].id,
+                'active_ids': [bdg['subscriber'].id, nbo['subscriber'].id]},
+            [('invite', start)]),
+        ]
+
+
 CASES = {
+    'isp.portal.invite': portal_invite_attempts,
     'isp.service.register': register_attempts,
     'isp.router.import': router_import_attempts,
     'isp.invoice.pay': pay_attempts,
