@@ -122,11 +122,11 @@ class PortalClient:
             if found:
                 self.token = html.unescape(found.group(1))
 
-    def login(self, login, password, expect=303):
+    def login(self, login, password, expect=303, **kwargs):
         "Open the login page and log in"
-        self.get('/isp_base/portal/login')
+        self.get('/isp_base/portal/login', **kwargs)
         response = self.post('/isp_base/portal/login',
-            {'login': login, 'password': password})
+            {'login': login, 'password': password}, **kwargs)
         assert response.status_code == expect, (response.status_code,
             response.get_data(as_text=True)[:500])
         return response

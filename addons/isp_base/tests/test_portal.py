@@ -150,6 +150,21 @@ class PortalLayerTestCase(RouteTestCase):
         session, = [c for c in response.headers.getlist('Set-Cookie')
             if c.startswith('isp_session=')]
         self.assertIn('Secure', session)
+        # behind a trusted proxy ([web] num_proxies wraps the application
+        # in NumProxyFix): X-Forwarded-Proto https is HTTPS; without it the
+        # header is nobody's word
+        from trytond.protocols.wrappers import Response
+        from trytond.wsgi import NumProxyFix, app
+        from werkzeug.test import Client
+        for wsgi, secure in [(NumProxyFix(app.wsgi_app, 1), True),
+                (app.wsgi_app, False)]:
+            client = PortalClient(Client(wsgi, Response), DB_NAME, A_HOST)
+            response = client.login('budi@example.com', PASSWORD,
+                headers={'X-Forwarded-Proto': 'https',
+                    'X-Forwarded-For': '203.0.113.9'})
+            session, = [c for c in response.headers.getlist('Set-Cookie')
+                if c.startswith('isp_session=')]
+            self.assertEqual('Secure' in session, secure)
 
     def test_wrong_and_unknown_same_answer(self):
         "A wrong password and an unknown login get the same answer"
@@ -240,6 +255,29 @@ class PortalLayerTestCase(RouteTestCase):
         other.client.set_cookie('isp_session', key, domain=A_HOST,
             path='/%s/' % DB_NAME)
         self.assertEqual(other.get('/isp_base/portal/').status_code, 303)
+
+    def test_session_expires(self):
+        "A session older than [session] web_timeout no longer logs in"
+        import datetime as dt
+
+        from sql import Table
+        client = self.portal()
+        response = client.login('budi@example.com', PASSWORD)
+        session, = [c for c in response.headers.getlist('Set-Cookie')
+            if c.startswith('isp_session=')]
+        self.assertIn('Max-Age=%d' % (30 * 24 * 3600), session)
+        key = client.cookie('isp_session')
+        self.assertEqual(client.get('/isp_base/portal/').status_code, 200)
+        with Transaction().start(DB_NAME, 0) as transaction:
+            table = Table('web_user_session')
+            old = dt.datetime.now() - dt.timedelta(days=31)
+            transaction.connection.cursor().execute(*table.update(
+                    [table.create_date, table.write_date], [old, old],
+                    where=table.key == key))
+            transaction.commit()
+        response = client.get('/isp_base/portal/')
+        self.assertEqual(response.status_code, 303)
+        self.assertIn('/isp_base/portal/login', response.headers['Location'])
 
     # -- CSRF and bad requests --
 
