@@ -155,6 +155,33 @@ def test_demo_serves_back_office_with_demo_data(demo):
         'Nusantara Net Bandung'}
 
 
+def test_demo_portal_logins(demo):
+    """The printed portal logins of each branch log in on their branch's
+    host, by customer ID and by e-mail, and not on the other branch's"""
+    url = demo[0]
+    logins = re.findall(r'portal of (.+?): http://(\S+?):(\d+)(/\S+) '
+        r'(\S+) or (\S+), password (\S+)', demo.output)
+    assert len(logins) == 6, demo.output
+    hosts = {host for _, host, *_ in logins}
+    assert hosts == {'bandung.localhost', 'nairobi.localhost'}
+    for branch, host, port, path, code, email, password in logins:
+        for login, on_host, status in [(code, host, 303),
+                (email, host, 303),
+                (code, (hosts - {host}).pop(), 401)]:
+            session = requests.Session()
+            headers = {'Host': '%s:%s' % (on_host, port)}
+            page = session.get(url.rstrip('/') + path, headers=headers,
+                timeout=30)
+            assert page.status_code == 200, (on_host, page.text[:300])
+            token = re.search(r'name="csrf_token" value="([^"]+)"',
+                page.text).group(1)
+            answer = session.post(url.rstrip('/') + path, headers=headers,
+                data={'csrf_token': token, 'login': login,
+                    'password': password},
+                allow_redirects=False, timeout=30)
+            assert answer.status_code == status, (branch, on_host, login)
+
+
 def test_demo_network_on_simulated_routers(demo):
     "Every demo subscriber has a service provisioned on a simulated router"
     url, login, password = demo

@@ -39,6 +39,7 @@ import argparse
 import contextlib
 import datetime
 import json
+import os
 import random
 import types
 import urllib.request
@@ -726,6 +727,63 @@ def _branches(pool):
     return [Company.search([('party.name', '=', b[0])])[0] for b in BRANCHES]
 
 
+#: Portal logins per branch (its first subscribers) and each branch's
+#: portal host (*.localhost reaches 127.0.0.1 in browsers).
+PORTAL_LOGINS = 3
+PORTAL_HOSTS = ['bandung.localhost', 'nairobi.localhost']
+
+
+def _portal(pool, passwords):
+    """Each branch's portal domain and portal logins for its first
+    subscribers, with the passwords of `passwords` ({e-mail: password},
+    completed with new random ones); return [(branch, host, code, e-mail,
+    password)]"""
+    import secrets
+    Company = pool.get('company.company')
+    Party = pool.get('party.party')
+    WebUser = pool.get('web.user')
+    logins = []
+    for company, host in zip(_branches(pool), PORTAL_HOSTS, strict=True):
+        if company.isp_web_domain != host:
+            Company.write([company], {'isp_web_domain': host})
+        parties = Party.search([
+                ('isp_company', '=', company.id),
+                ('is_subscriber', '=', True),
+                ], order=[('id', 'ASC')], limit=PORTAL_LOGINS)
+        users = {u.party.id: u for u in WebUser.search([
+                    ('party', 'in', [p.id for p in parties])])}
+        for party in parties:
+            email = party.email.lower() if party.email else None
+            password = passwords.setdefault(email or party.subscriber_code,
+                secrets.token_urlsafe(9))
+            user = users.get(party.id)
+            if user is None:
+                user, = WebUser.create([{
+                            'party': party.id, 'isp_company': company.id,
+                            'email': email}])
+            if not (user.password_hash and WebUser.check_password(
+                        password, user.password_hash)[0]):
+                WebUser.write([user], {
+                        'password_hash': WebUser.hash_password(password)})
+            logins.append((company.rec_name, host, party.subscriber_code,
+                    email, password))
+    return logins
+
+
+def load_portal(database, passwords_file):
+    """The portal logins, their passwords kept per machine in
+    `passwords_file` (created with random ones, mode 600)"""
+    passwords = {}
+    if os.path.exists(passwords_file):
+        with open(passwords_file) as fp:
+            passwords = json.load(fp)
+    logins = _transact(database, _portal, passwords)
+    with open(os.open(passwords_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+                0o600), 'w') as fp:
+        json.dump(passwords, fp, indent=1)
+    return logins
+
+
 def _register(pool, port, passwords):
     branches = _branches(pool)
     routers = _routers(pool, branches, port, passwords)
@@ -1020,6 +1078,11 @@ def main():
         "reach it (payment links, webhooks), e.g. http://127.0.0.1:8000")
     parser.add_argument('--gateway-port', type=int,
         help="port of the first fake payment gateway (scripts/demo)")
+    parser.add_argument('--portal-passwords-file',
+        help="JSON file of the portal logins' passwords (created with "
+        "random ones when missing)")
+    parser.add_argument('--portal-port', type=int,
+        help="port of the server in the printed portal URLs")
     parser.add_argument('--gateway-credentials',
         help="JSON file of the fakes' credentials by provider (default: "
         "the fakes' fixed ones)")
@@ -1073,6 +1136,13 @@ def main():
         for branch, reseller in load_voucher_sales(args.database):
             print('%s: voucher cards printed, %d vouchers sold to %s' % (
                     branch, VOUCHER_RESELLER_SALE, reseller))
+    if args.portal_passwords_file:
+        port = ':%d' % args.portal_port if args.portal_port else ''
+        for branch, host, code, email, secret in load_portal(
+                args.database, args.portal_passwords_file):
+            print('portal of %s: http://%s%s/%s/isp_base/portal/login '
+                '%s or %s, password %s' % (branch, host, port,
+                    args.database, code, email, secret))
     for name, currency, posted, paid, overdue, link in _transact(
             args.database, billing_summary):
         print('%s: %d invoices in %s, %d paid, %d overdue' % (
