@@ -38,6 +38,11 @@ from trytond.modules.isp_billing.tests.reporting_tools import (
     create_service_invoices,
     create_services,
 )
+from trytond.modules.isp_voucher.tests.voucher_setup import (
+    create_batch,
+    create_profile,
+    create_reseller,
+)
 
 PASSWORD = 'Api-Pa55'
 GROUPS = ['group_isp_customer_service', 'group_isp_technician',
@@ -46,7 +51,8 @@ GROUPS = ['group_isp_customer_service', 'group_isp_technician',
 #: What a refused attempt must not have created
 COUNTED = ['isp.service', 'party.party', 'party.address', 'isp.location',
     'account.invoice', 'account.move', 'isp.payment.transaction',
-    'isp.router.log', 'isp.message', 'ir.queue', 'web.user']
+    'isp.router.log', 'isp.message', 'ir.queue', 'web.user',
+    'ir.attachment', 'isp.voucher.reseller']
 
 
 def rpc(user, Model, method, *args, context):
@@ -122,11 +128,15 @@ def setup_branches(sim):
                 'midtrans' if currency == 'IDR' else 'mpesa',
                 'http://127.0.0.1:9', company=company,
                 name="%s Gateway" % name)
+            batch = create_batch(create_profile(company, code='V' + code),
+                3, name="%s Vouchers" % name)
+            reseller = create_reseller(company, "%s Kiosk" % name)
         data[key] = {
             'company': company, 'plan': plan, 'location': location,
             'router': router, 'router_pool': router_pool,
             'subscriber': service.subscriber, 'service': service,
             'invoice': invoice, 'gateway': gateway,
+            'batch': batch, 'reseller': reseller,
             }
     users = {}
     for group in GROUPS:
@@ -146,7 +156,8 @@ def setup_branches(sim):
     data['secrets'] = [nbo['company'].rec_name, nbo['plan'].name,
         nbo['location'].name, nbo['router'].name, nbo['router_pool'].name,
         nbo['subscriber'].name, nbo['gateway'].name,
-        nbo['service'].customer_id, nbo['service'].username]
+        nbo['service'].customer_id, nbo['service'].username,
+        nbo['batch'].name, nbo['reseller'].party.name]
     # the setup's own tasks (router pushes, notices) are not counted
     Transaction().tasks.clear()
     return data
@@ -296,7 +307,37 @@ def portal_invite_attempts(data):
         ]
 
 
+def _on_batches(*batches):
+    return {'active_model': 'isp.voucher.batch', 'active_id': batches[0].id,
+        'active_ids': [b.id for b in batches]}
+
+
+def print_cards_attempts(data):
+    bdg, nbo = data['bdg'], data['nbo']
+    return [
+        (_on_batches(nbo['batch']), [('decide', {})]),
+        (_on_batches(bdg['batch'], nbo['batch']), [('decide', {})]),
+        ]
+
+
+def sell_reseller_attempts(data):
+    bdg, nbo = data['bdg'], data['nbo']
+    return [
+        (_on_batches(nbo['batch']), [('start', {}), ('sell', {'start': {
+                            'reseller': bdg['reseller'].id,
+                            'quantity': 1}})]),
+        (_on_batches(bdg['batch']), [('sell', {'start': {
+                            'reseller': nbo['reseller'].id,
+                            'quantity': 1}})]),
+        (_on_batches(nbo['batch']), [('sell', {'start': {
+                            'reseller': nbo['reseller'].id,
+                            'quantity': 1}})]),
+        ]
+
+
 CASES = {
+    'isp.voucher.batch.print_cards': print_cards_attempts,
+    'isp.voucher.sell_reseller': sell_reseller_attempts,
     'isp.portal.invite': portal_invite_attempts,
     'isp.service.register': register_attempts,
     'isp.router.import': router_import_attempts,

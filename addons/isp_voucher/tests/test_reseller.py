@@ -24,21 +24,7 @@ from trytond.modules.isp_multicompany.tests.test_tenancy_wizards import (
     run_wizard,
 )
 
-from .voucher_setup import create_batch, create_profile
-
-
-def create_reseller(company, name="Toko Sinar", rate='0.2',
-        limit='1000000'):
-    pool = Pool()
-    Reseller = pool.get('isp.voucher.reseller')
-    party = create_customer(name)
-    party.isp_company = company
-    party.save()
-    reseller, = Reseller.create([{
-                'company': company.id, 'party': party.id,
-                'commission_rate': Decimal(rate),
-                'credit_limit': Decimal(limit)}])
-    return reseller
+from .voucher_setup import create_batch, create_profile, create_reseller
 
 
 class ResellerTestCase(RouteTestCase):

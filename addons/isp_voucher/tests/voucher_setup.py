@@ -7,6 +7,8 @@ from decimal import Decimal
 from trytond.pool import Pool
 from trytond.transaction import Transaction
 
+from trytond.modules.isp_billing.tests.payment_setup import create_customer
+
 
 def create_voucher_product(company, price='5000', name="Hotspot 1 day"):
     "A service product of `company` sold at `price`"
@@ -58,3 +60,18 @@ def create_batch(profile, quantity, generate=True, **values):
     if generate:
         Batch.generate([batch])
     return batch
+
+
+def create_reseller(company, name="Toko Sinar", rate='0.2',
+        limit='1000000'):
+    "A reseller of `company`: a party of the branch with its commission"
+    pool = Pool()
+    Reseller = pool.get('isp.voucher.reseller')
+    party = create_customer(name)
+    party.isp_company = company
+    party.save()
+    reseller, = Reseller.create([{
+                'company': company.id, 'party': party.id,
+                'commission_rate': Decimal(rate),
+                'credit_limit': Decimal(limit)}])
+    return reseller
