@@ -264,8 +264,10 @@ def test_demo_voucher_cards_and_reseller(demo):
 
 
 def _invoices(client):
+    "The subscribers' invoices (not the resellers' voucher invoices)"
     return client.call('model.account.invoice.search_read',
-        [('type', '=', 'out')], 0, None, [('id', 'ASC')],
+        [('type', '=', 'out'), ('party.is_subscriber', '=', True)], 0, None,
+        [('id', 'ASC')],
         ['state', 'number', 'party', 'company.rec_name', 'currency.code',
             'untaxed_amount', 'tax_amount', 'total_amount',
             'payment_term_date', 'isp_pay_token'])

@@ -819,8 +819,9 @@ def _bill_unbilled(pool):
 
 
 def billing_summary(pool):
-    """Per branch: (name, currency, posted invoices, paid, overdue, pay link
-    of an overdue invoice of an isolated subscriber)"""
+    """Per branch: (name, currency, posted invoices of subscribers, paid,
+    overdue, pay link of an overdue invoice of an isolated subscriber); the
+    resellers' voucher invoices are not counted"""
     Invoice = pool.get('account.invoice')
     Service = pool.get('isp.service')
     Date = pool.get('ir.date')
@@ -830,6 +831,7 @@ def billing_summary(pool):
             today = Date.today()
         invoices = Invoice.search([
                 ('company', '=', company.id), ('type', '=', 'out'),
+                ('party.is_subscriber', '=', True),
                 ('state', 'in', ['posted', 'paid'])], order=[('id', 'ASC')])
         overdue = [i for i in invoices if i.state == 'posted'
             and i.isp_due_date and i.isp_due_date < today]
