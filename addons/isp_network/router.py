@@ -29,6 +29,7 @@ from trytond.modules.isp_base.common import (
 from . import routeros
 from .converge import RouterSettings, converge, read_health
 from .exceptions import RouterCodeValidationError, RouterPoolEmpty
+from .usage import BigInteger
 
 ROUTER_CODE_RE = __import__('re').compile(r'^[A-Z]{2,6}$')
 BACKOFF_BASE = 30
@@ -156,9 +157,9 @@ class Router(InputGuardMixin, DeactivableMixin, ModelSQL, ModelView):
     identity = fields.Char("Identity", readonly=True)
     board = fields.Char("Board", readonly=True)
     cpu_load = fields.Integer("CPU Load", readonly=True, help="In %.")
-    free_memory = fields.Integer("Free Memory", readonly=True,
+    free_memory = BigInteger("Free Memory", readonly=True,
         help="In bytes.")
-    total_memory = fields.Integer("Total Memory", readonly=True,
+    total_memory = BigInteger("Total Memory", readonly=True,
         help="In bytes.")
     router_uptime = fields.Char("Router Uptime", readonly=True)
     secret_count = fields.Integer("Secrets", readonly=True,
