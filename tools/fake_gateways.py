@@ -1628,6 +1628,11 @@ def main(argv=None):
     if options.credentials_file:
         with open(options.credentials_file) as fp:
             credentials = json.load(fp)
+    # the handlers come before the lines a supervisor waits for: a SIGTERM
+    # sent as soon as they are read must stop the fakes cleanly (exit 0)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *a: stop.set())
     fakes = start_all(options.host, options.port_base, options.callback_url,
         credentials=credentials)
     for name, fake in fakes.items():
@@ -1637,9 +1642,6 @@ def main(argv=None):
         else:
             print('name=%s url=%s pages=%s/_fake/' % (
                     name, fake.url, fake.url), flush=True)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *a: stop.set())
     stop.wait()
     for fake in fakes.values():
         fake.stop()

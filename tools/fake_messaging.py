@@ -644,12 +644,13 @@ def main(argv=None):
             port=options.africastalking_port),
         FakeSMTP(host=options.host, port=options.smtp_port),
         ]
-    for fake in fakes:
-        fake.start()
-        print('name=%s url=%s' % (fake.name, fake.url), flush=True)
+    # handlers first: a SIGTERM right after the printed lines stops cleanly
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *a: stop.set())
+    for fake in fakes:
+        fake.start()
+        print('name=%s url=%s' % (fake.name, fake.url), flush=True)
     stop.wait()
     for fake in fakes:
         fake.stop()
