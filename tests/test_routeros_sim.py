@@ -487,6 +487,52 @@ def test_active_sessions(router, api):
     assert menu.find(name='CKP9')['last-disconnect-reason'] == 'peer-request'
 
 
+def test_profile_address_list_filled_at_connect(router, api):
+    "As RouterOS: the PPP profile's address-list gets a dynamic entry"
+    router.menu('/ppp/profile').add(name='iso', address_list='isolir')
+    router.menu('/ppp/secret').add(name='u1', profile='iso')
+    router.menu('/ppp/secret').add(name='u2')
+    entries = api.path('ip', 'firewall', 'address-list')
+    session = router.ppp_login('u1')
+    router.ppp_login('u2')
+    rows = list(entries)
+    assert [(r['list'], r['address'], r['dynamic']) for r in rows] == [
+        ('isolir', session['address'], True)]
+    router.ppp_logout('u1')
+    assert list(entries) == []
+
+
+def test_user_policies(router):
+    "Passwords print only to `sensitive` users, writes need `write`"
+    router.menu('/ppp/secret').add(name='u1', password='pw')
+    router.add_group('ops', 'read,api,test')
+    router.add_user('ops', 'x', group='ops')
+    api = librouteros.connect(
+        router.host, 'ops', 'x', port=router.port, timeout=5)
+    rows = list(api.path('ppp', 'secret'))
+    assert rows[0]['name'] == 'u1' and 'password' not in rows[0]
+    with pytest.raises(TrapError, match='not enough permissions'):
+        api.path('ppp', 'secret').add(name='u2')
+    groups = {r['name']: r['policy'] for r in api.path('user', 'group')}
+    assert groups['ops'] == 'read,api,test'
+    assert 'sensitive' in groups['full'].split(',')
+    users = {r['name']: r['group'] for r in api.path('user')}
+    assert users == {'admin': 'full', 'ops': 'ops'}
+    api.close()
+    admin = connect(router)
+    assert list(admin.path('ppp', 'secret'))[0]['password'] == 'pw'
+    admin.close()
+
+
+def test_fault_refuse(router, api):
+    router.set_fault('refuse', match='/system/resource')
+    with pytest.raises(TrapError, match='not enough permissions'):
+        list(api.path('system', 'resource'))
+    assert list(api.path('ppp', 'secret')) == []
+    router.clear_fault('refuse')
+    assert list(api.path('system', 'resource'))
+
+
 def test_hotspot_menus(router, api):
     profiles = api.path('ip', 'hotspot', 'user', 'profile')
     assert [r['name'] for r in profiles] == ['default']

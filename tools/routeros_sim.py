@@ -347,6 +347,8 @@ LIST_VERBS = frozenset({
     'print', 'getall', 'add', 'set', 'remove', 'enable', 'disable', 'unset',
     'listen'})
 STATUS_VERBS = frozenset({'print', 'getall', 'remove', 'listen'})
+# printed only to a user with the `sensitive` policy
+SENSITIVE = {'/ppp/secret': 'password', '/ip/hotspot/user': 'password'}
 WRITE_VERBS = frozenset({'add', 'set', 'remove', 'enable', 'disable',
     'unset'})
 PRINT_OPTIONS = frozenset({
@@ -574,9 +576,39 @@ SYSTEM_IDENTITY = MenuSpec(
     verbs=frozenset({'print', 'getall', 'set'}), singleton=True,
 )
 
+# RouterOS' user policies; a group prints the granted ones (RouterOS 6 also
+# the others, prefixed with '!')
+POLICIES = ('local', 'telnet', 'ssh', 'ftp', 'reboot', 'read', 'write',
+    'policy', 'test', 'winbox', 'password', 'web', 'sniff', 'sensitive',
+    'api', 'romon', 'rest-api')
+_GROUP_POLICIES = {
+    'full': POLICIES,
+    'read': ('local', 'telnet', 'ssh', 'reboot', 'read', 'test', 'winbox',
+        'password', 'web', 'sniff', 'sensitive', 'api', 'romon', 'rest-api'),
+    'write': tuple(p for p in POLICIES if p not in (
+            'ftp', 'policy', 'sensitive')),
+}
+USER_GROUP = MenuSpec(
+    path='/user/group',
+    fields=(Field('name'), Field('policy', ''), Field('skin', 'default'),
+        Field('comment')),
+    verbs=frozenset({'print', 'getall'}), unique=('name',),
+    indexed=('name',),
+    builtin=tuple((f'*{n + 1}', {'name': name, 'policy': ','.join(policy)})
+        for n, (name, policy) in enumerate(_GROUP_POLICIES.items())),
+)
+USER = MenuSpec(
+    path='/user',
+    fields=(Field('name'), Field('group', 'read'), Field('address', ''),
+        _ro('last-logged-in'), Field('disabled', 'false', 'bool'),
+        Field('comment')),
+    verbs=frozenset({'print', 'getall'}), unique=('name',),
+    indexed=('name',),
+)
+
 MENU_SPECS = (PPP_PROFILE, PPP_SECRET, PPP_ACTIVE, ADDRESS_LIST,
     HOTSPOT_PROFILE, HOTSPOT_USER, HOTSPOT_ACTIVE, INTERFACE, SYSTEM_RESOURCE,
-    SYSTEM_IDENTITY)
+    SYSTEM_IDENTITY, USER_GROUP, USER)
 
 # ---------------------------------------------------------------------------
 # Value conversion (API input -> stored value)
@@ -1601,7 +1633,8 @@ def _server_ssl_context(certfile=None, keyfile=None, anonymous=True):
 # Router
 # ---------------------------------------------------------------------------
 
-FAULT_MODES = ('down', 'slow', 'drop', 'ghost_write')
+FAULT_MODES = ('down', 'slow', 'drop', 'ghost_write', 'refuse')
+MSG_NO_PERMISSION = 'not enough permissions (9)'
 BUILD_TIME = 1728640392.0  # 2024-10-11 09:53:12 UTC
 _BOARDS = {
     6: ('CCR1036-8G-2S+', 'tile', 'tilegx', '36', '1200', '6.44.6'),
@@ -1621,6 +1654,9 @@ def _fault_params(mode, params):
         count = params.pop('count', None)
         result['count'] = None if count is None else int(count)
         result['match'] = params.pop('match', None) or None
+    elif mode == 'refuse':
+        result['match'] = params.pop('match', None) or None
+        result['message'] = str(params.pop('message', MSG_NO_PERMISSION))
     if params:
         raise ValueError(
             f'unknown parameter(s) for fault {mode}: {", ".join(params)}')
@@ -1714,6 +1750,7 @@ class Router:
             else:
                 self._menus[spec.path] = Menu(self, spec)
         self._menus['/system/identity'].values['name'] = identity or name
+        self._menus['/user'].add(name=username, group='full')
         self._prefixes = {path[:i] for path in self._menus
             for i in range(1, len(path) + 1) if path[i:i + 1] in ('/', '')}
 
@@ -1859,10 +1896,31 @@ class Router:
 
     # -- users ---------------------------------------------------------------
 
-    def add_user(self, name, password=''):
-        "Allow another API user."
+    def add_user(self, name, password='', group='full'):
+        "Allow another API user, of ``group`` (its policies apply)."
         with self._lock:
             self._users[name] = password
+            users = self._menus['/user']
+            found = users.find(name=name)
+            if found:
+                users.set(found['.id'], group=group)
+            else:
+                users.add(name=name, group=group)
+
+    def add_group(self, name, policy):
+        "A user group with ``policy``, e.g. ``'read,write,api'``."
+        with self._lock:
+            self._menus['/user/group'].add(name=name, policy=policy)
+
+    def policies(self, user):
+        "The set of policies of ``user`` (None when unknown)."
+        with self._lock:
+            row = self._menus['/user'].find(name=user)
+            if row is None:
+                return None
+            group = self._menus['/user/group'].find(name=row.get('group'))
+            policy = (group or {}).get('policy') or ''
+            return {p for p in policy.split(',') if p and p[0] != '!'}
 
     def check_password(self, name, password):
         expected = self._users.get(name)
@@ -1890,7 +1948,11 @@ class Router:
           commands containing this text (``/login`` only when matched
           explicitly);
         - ``ghost_write``: answer add/set/remove/... with ``!done`` (add
-          returns a fresh id) without changing anything.
+          returns a fresh id) without changing anything;
+        - ``refuse``: answer the commands containing ``match=`` (every
+          command when empty) with a trap, ``message=`` (default ``not
+          enough permissions (9)``), as a router whose API user lacks a
+          policy or that does not implement the menu.
         """
         mode = _fault_name(mode)
         params = _fault_params(mode, params)
@@ -1953,9 +2015,25 @@ class Router:
             if menu is not None or cmd.path in self._prefixes:
                 raise TrapError(MSG_NO_SUCH_COMMAND)
             raise TrapError(MSG_NO_SUCH_PREFIX)
+        refuse = self._faults.get('refuse')
+        if refuse and (refuse['match'] is None
+                or refuse['match'] in cmd.path):
+            raise TrapError(refuse['message'])
+        policies = self.policies(conn.user) if conn is not None else None
+        if policies is not None and verb in WRITE_VERBS and (
+                'write' not in policies):
+            raise TrapError(MSG_NO_PERMISSION)
         ghost = verb in WRITE_VERBS and 'ghost_write' in self._faults
         with self._lock:
-            return menu.handle(verb, cmd, conn, ghost)
+            replies = menu.handle(verb, cmd, conn, ghost)
+        if (menu_path in SENSITIVE and policies is not None
+                and 'sensitive' not in policies):
+            # RouterOS prints secrets only to a user with `sensitive`
+            field = SENSITIVE[menu_path]
+            replies = [[w for w in sentence
+                    if not w.startswith(f'={field}=')]
+                for sentence in replies]
+        return replies
 
     def _resource_values(self):
         now = time.time()
@@ -2015,7 +2093,39 @@ class Router:
             'session-id': f'0x81{number:06X}',
             'radius': _py_value(bool(radius)),
         })
-        return self._menus['/ppp/active']._insert(values)
+        item = self._menus['/ppp/active']._insert(values)
+        self._ppp_profile_lists(secret, item['address'], True)
+        return item
+
+    def _ppp_profile_lists(self, secret, address, up):
+        """As RouterOS: the address-list of the secret's PPP profile gets
+        the session's address as a dynamic entry at connect time, removed
+        when the session ends."""
+        entries = self._menus['/ip/firewall/address-list']
+        lists = []
+        if up:
+            profiles = self._menus['/ppp/profile']
+            ids = profiles.indexes['name'].get(
+                secret.get('profile') or 'default')
+            profile = profiles.items[min(ids, key=_id_key)] if ids else {}
+            lists = [n.strip() for n in (
+                    profile.get('address-list') or '').split(',')
+                if n.strip()]
+        for name in lists:
+            found = [item_id for item_id in entries.indexes['address'].get(
+                    address, ()) if entries.items[item_id].get('list') == name]
+            if not found:
+                values = dict(entries.template)
+                values.update({'list': name, 'address': address,
+                    'creation-time': time.time(), 'dynamic': 'true'})
+                entries._insert(values)
+        if not up:
+            # the entries this session added, whatever its profile is now
+            for item_id in list(entries.indexes['address'].get(address, ())):
+                entry = entries.items[item_id]
+                if (entry.get('dynamic') == 'true'
+                        and entry.get('timeout') is None):
+                    entries._delete(item_id)
 
     def ppp_login(self, name, *, address=None, caller_id=None, service=None,
             uptime=0, encoding='', radius=False):
@@ -2044,6 +2154,8 @@ class Router:
 
     def _ppp_session_closed(self, item, reason):
         secrets_menu = self._menus['/ppp/secret']
+        if item.get('address'):
+            self._ppp_profile_lists(None, item['address'], False)
         for secret_id in list(secrets_menu.indexes['name'].get(
                 item.get('name'), ())):
             secret = dict(secrets_menu.items[secret_id])

@@ -13,9 +13,13 @@ A service spec is a dictionary:
 - ``name``: the PPPoE user name;
 - ``present``: whether a secret must exist;
 - ``secret``: the wanted secret properties (``None`` value: unset);
-- ``list_addresses``: addresses that must be in the isolation address-list;
-- ``list_live``: whether the session's current address must be there too
-  (an isolated service without a static address).
+- ``list_addresses``: addresses that must be in the isolation address-list
+  (an isolated service without a static address is on a profile whose
+  address-list RouterOS fills at every connect instead).
+
+Dynamic address-list entries (those RouterOS adds from a PPP profile's
+``address-list`` at connect time) are never touched: they are what keeps an
+isolated session isolated from its first second.
 """
 import time
 from dataclasses import dataclass, field
@@ -34,7 +38,9 @@ PROFILE_FIELDS = (
     'rate-limit', 'local-address', 'remote-address', 'address-list',
     'comment')
 ACTIVE_FIELDS = ('.id', 'name', 'address', 'caller-id', 'uptime')
-ENTRY_FIELDS = ('.id', 'list', 'address', 'comment', 'disabled')
+ENTRY_FIELDS = ('.id', 'list', 'address', 'comment', 'disabled', 'dynamic')
+# RouterOS prints booleans as true/false; other implementations yes/no
+TRUE = frozenset({'true', 'yes'})
 # above this many writes, verify with one full print instead of one per name
 FULL_READBACK = 50
 
@@ -183,6 +189,8 @@ class Converger:
 
     def _index_entries(self, rows):
         for row in rows:
+            if row.get('dynamic') in TRUE:
+                continue
             self.entries.setdefault(row.get('comment'), []).append(row)
 
     def _read_all(self):
@@ -317,11 +325,7 @@ class Converger:
     def _wanted_entries(self, spec, sessions):
         if not spec['present']:
             return set()
-        addresses = set(spec.get('list_addresses') or [])
-        if spec.get('list_live'):
-            addresses.update(
-                s['address'] for s in sessions if s.get('address'))
-        return addresses
+        return set(spec.get('list_addresses') or [])
 
     def _apply_entries(self, spec, sessions, actions):
         "Add and remove the spec's isolation entries; True if any was added"

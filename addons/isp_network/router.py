@@ -329,6 +329,10 @@ class Router(InputGuardMixin, DeactivableMixin, ModelSQL, ModelView):
             if plan.rate_limit:
                 settings.profiles[plan.ppp_profile_name] = (
                     self.plan_profile(plan))
+            if self.isolation_method == 'address_list':
+                settings.profiles[self.listed_profile_name(plan)] = {
+                    **self.plan_profile(plan),
+                    'address-list': self.isolation_address_list}
         if self.isolation_method == 'profile' and self.isolation_profile:
             settings.profiles[self.isolation_profile] = (
                 self.isolation_profile_values())
@@ -342,6 +346,12 @@ class Router(InputGuardMixin, DeactivableMixin, ModelSQL, ModelView):
         if self.remote_pool:
             values['remote-address'] = self.remote_pool
         return values
+
+    def listed_profile_name(self, plan):
+        """The profile of `plan`'s isolated services without a static
+        address under the address-list method: the plan's, plus the
+        isolation address-list that RouterOS fills at every connect"""
+        return '%s-%s' % (plan.ppp_profile_name, self.isolation_address_list)
 
     def isolation_profile_values(self):
         values = {'address-list': self.isolation_address_list}

@@ -541,9 +541,13 @@ class Service(
         return counts
 
     def get_router_profile(self, router):
-        if (self.state == 'isolated'
-                and router.isolation_method == 'profile'):
-            return router.isolation_profile
+        if self.state == 'isolated':
+            if router.isolation_method == 'profile':
+                return router.isolation_profile
+            if (router.isolation_method == 'address_list'
+                    and not self.remote_address):
+                # RouterOS lists the address at every connect
+                return router.listed_profile_name(self.plan)
         return self.plan.ppp_profile_name
 
     def get_router_spec(self, router):
@@ -568,13 +572,9 @@ class Service(
                 'comment': self.customer_id or '',
                 },
             'list_addresses': [],
-            'list_live': False,
             }
-        if isolated and method == 'address_list':
-            if self.remote_address:
-                spec['list_addresses'] = [self.remote_address]
-            else:
-                spec['list_live'] = True
+        if isolated and method == 'address_list' and self.remote_address:
+            spec['list_addresses'] = [self.remote_address]
         return spec
 
     @classmethod

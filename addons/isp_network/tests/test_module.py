@@ -327,10 +327,55 @@ class IspNetworkTestCase(
             states) = self._isolation('address_list')
         dynamic, static = services
         self.assertEqual(entries['10.9.0.5'], static.username)
-        self.assertIn(dynamic.username, entries.values())
+        # RouterOS lists a dynamic address at connect: see
+        # test_isolation_holds_from_first_second
+        self.assertEqual(
+            snapshot[dynamic.username]['profile'], 'Home-20M-isolir')
+        self.assertEqual(snapshot[static.username]['profile'], 'Home-20M')
         self.assertEqual(sessions, 0)
         self.assertEqual(restored_entries, [])
         self.assertEqual(states, ['synced', 'synced'])
+
+    @with_transaction()
+    def test_isolation_holds_from_first_second(self):
+        "An isolated dynamic address is listed at every connect, syncs keep it"
+        pool = Pool()
+        Router = pool.get('isp.router')
+        Service = pool.get('isp.service')
+        sim = self.sim()
+        company, location = self.branch()
+        with set_company(company):
+            plan = self.plan()
+            for method in ['address_list', 'profile']:
+                router = self.router(sim, code=method[:3].upper(),
+                    isolation_method=method)
+                service = self.register(location, plan, router)
+                self.flush(router)
+                Service.isolate([service])
+                self.flush(router)
+                # offline: a sync must not drop what keeps the isolation
+                Router.sync([router])
+                for _ in range(2):
+                    session = sim.ppp_login(service.username)
+                    listed = {e['address'] for e in sim.menu(
+                            '/ip/firewall/address-list').filter(
+                            list='isolir')}
+                    self.assertIn(session['address'], listed, method)
+                    Router.sync([router])
+                    self.assertEqual(len(sim.menu('/ppp/active').filter(
+                                name=service.username)), 1, method)
+                    sim.ppp_logout(service.username)
+                    Router.sync([router])
+                self.assertEqual(
+                    Service(service.id).router_state, 'synced', method)
+                Service.reactivate([service])
+                self.flush(router)
+                session = sim.ppp_login(service.username)
+                self.assertNotIn(session['address'], {
+                        e['address'] for e in sim.menu(
+                            '/ip/firewall/address-list').filter(
+                            list='isolir')})
+                sim.ppp_logout(service.username)
 
     @with_transaction()
     def test_isolation_disable_v6_legacy_login(self):
