@@ -41,6 +41,8 @@ ACTIVE_FIELDS = ('.id', 'name', 'address', 'caller-id', 'uptime')
 ENTRY_FIELDS = ('.id', 'list', 'address', 'comment', 'disabled', 'dynamic')
 # RouterOS prints booleans as true/false; other implementations yes/no
 TRUE = frozenset({'true', 'yes'})
+BOOLEANS = TRUE | {'false', 'no'}
+BOOLEAN_FIELDS = frozenset({'disabled'})
 # above this many writes, verify with one full print instead of one per name
 FULL_READBACK = 50
 
@@ -84,9 +86,14 @@ class RouterResult:
     duration: float = 0
     secret_count: int = None
     active_count: int = None
+    # secrets on the router that no service of the product asks for and
+    # that the sync left in place (staff VPNs, not yet imported, policy keep)
+    extra_names: list = None
 
 
-def _same(have, want):
+def _same(have, want, name=None):
+    if name in BOOLEAN_FIELDS and have in BOOLEANS and want in BOOLEANS:
+        return (have in TRUE) == (want in TRUE)
     if want is None:
         return have in (None, '')
     return str(have if have is not None else '') == str(want)
@@ -96,7 +103,7 @@ def diff(row, wanted, fields):
     "The wanted values that `row` does not have"
     return {
         name: wanted[name] for name in fields
-        if name in wanted and not _same(row.get(name), wanted[name])}
+        if name in wanted and not _same(row.get(name), wanted[name], name)}
 
 
 def live_status(secret, sessions):
@@ -109,7 +116,7 @@ def live_status(secret, sessions):
             'caller_id': session.get('caller-id') or None,
             'uptime': session.get('uptime'),
             }
-    if secret is None or secret.get('disabled') == 'true':
+    if secret is None or secret.get('disabled') in TRUE:
         status = 'disabled'
     else:
         status = 'offline'
@@ -180,6 +187,7 @@ class Converger:
         self.secrets = {}
         self.sessions = {}
         self.entries = {}
+        self.kicked = 0
 
     # -- reading --
 
@@ -243,6 +251,8 @@ class Converger:
                 service_result.error = str(exception)
         if full:
             self.remove_extra({spec['name'] for spec in specs})
+            # the sessions still up, not those just ended
+            self.result.active_count -= self.kicked
         self.read_back(specs, written)
 
     def ensure_profiles(self, specs, full):
@@ -317,6 +327,7 @@ class Converger:
             self._apply_entries(spec, sessions, actions)
         if kick and sessions:
             client.remove(ACTIVE, *[s['.id'] for s in sessions])
+            self.kicked += len(sessions)
             actions.append(('kick', ', '.join(
                         s.get('address') or '' for s in sessions)))
             spec['_kicked'] = [s['.id'] for s in sessions]
@@ -349,30 +360,47 @@ class Converger:
         spec['_entries'] = wanted
         return added
 
+    def manages(self, row):
+        """Whether an extra secret looks like the product's: a PPPoE secret
+        on a profile the product manages (a plan's or the isolation one).
+        Others (staff L2TP/SSTP VPNs, `service=any`, unknown profiles) are
+        never touched, only reported."""
+        return (row.get('service') == 'pppoe'
+            and row.get('profile') in self.settings.profiles)
+
     def remove_extra(self, names):
-        "Secrets no spec asks for: the company's go, others by the policy"
+        """Secrets no spec asks for: the branch's services that belong on
+        another router go; those the product manages follow the policy; the
+        rest stay and are listed in `result.extra_names`"""
         client = self.client
         policy = self.settings.unknown_secrets
         foreign = self.settings.foreign_names
+        kept = []
         for name, row in list(self.secrets.items()):
             if name in names:
                 continue
+            managed = self.manages(row)
             try:
-                if name in foreign or policy == 'remove':
+                if name in foreign or (policy == 'remove' and managed):
                     client.remove(SECRET, row['.id'])
                     action = 'extra_remove'
-                elif policy == 'disable' and row.get('disabled') != 'true':
+                elif (policy == 'disable' and managed
+                        and row.get('disabled') not in TRUE):
                     client.set(SECRET, row['.id'], disabled='yes')
                     action = 'extra_disable'
+                    kept.append(name)
                 else:
+                    kept.append(name)
                     continue
                 sessions = self.sessions.get(name, [])
                 if sessions:
                     client.remove(ACTIVE, *[s['.id'] for s in sessions])
+                    self.kicked += len(sessions)
                 self.result.actions.append((action, name, None))
             except CommandError as exception:
                 self.result.actions.append(
                     ('extra_error', name, str(exception)))
+        self.result.extra_names = sorted(kept)
 
     # -- reading back --
 

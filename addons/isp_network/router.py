@@ -166,6 +166,11 @@ class Router(InputGuardMixin, DeactivableMixin, ModelSQL, ModelView):
         help="The PPP secrets found on the router at the last sync.")
     active_count = fields.Integer("Sessions", readonly=True,
         help="The PPP sessions found on the router at the last sync.")
+    extra_secret_count = fields.Integer("Unmanaged Secrets", readonly=True,
+        help="The secrets on the router that belong to no service and that "
+        "the sync left in place (the Keep policy, staff VPN accounts, "
+        "secrets on a profile the product does not manage).")
+    extra_secrets = fields.Text("Unmanaged Secret Names", readonly=True)
     last_sync = fields.DateTime("Last Sync", readonly=True)
     last_sync_duration = fields.Float(
         "Last Sync Duration", digits=(16, 3), readonly=True,
@@ -294,7 +299,8 @@ class Router(InputGuardMixin, DeactivableMixin, ModelSQL, ModelView):
         for name in [
                 'reachable', 'routeros_version', 'identity', 'board',
                 'cpu_load', 'free_memory', 'total_memory', 'router_uptime',
-                'secret_count', 'active_count', 'last_sync',
+                'secret_count', 'active_count', 'extra_secret_count',
+                'extra_secrets', 'last_sync',
                 'last_sync_duration', 'last_contact', 'last_error',
                 'next_attempt', 'services', 'logs']:
             default.setdefault(name, None)
@@ -543,8 +549,18 @@ class Router(InputGuardMixin, DeactivableMixin, ModelSQL, ModelView):
             self.last_sync = now
             self.secret_count = result.secret_count
             self.active_count = result.active_count
-        self.save()
         logs = []
+        if full and result.extra_names is not None:
+            names = '\n'.join(result.extra_names)
+            if names != (self.extra_secrets or '') and names:
+                logs.append(Log(router=self, company=self.company,
+                        action='extra_keep', outcome='success',
+                        message=gettext('isp_network.msg_router_extra_kept',
+                            count=len(result.extra_names),
+                            names=', '.join(result.extra_names[:100]))))
+            self.extra_secret_count = len(result.extra_names)
+            self.extra_secrets = names or None
+        self.save()
         for action, name, message in result.actions:
             logs.append(Log(
                     router=self, company=self.company, action=action,
@@ -639,7 +655,8 @@ class RouterLog(ModelSQL, ModelView):
     username = fields.Char("User Name", readonly=True)
     action = fields.Char("Action", readonly=True,
         help="What was done: add, set, remove, kick, list_add, "
-        "list_remove, profile_add, extra_remove, test, sync, provision...")
+        "list_remove, profile_add, extra_remove, extra_disable, extra_keep, "
+        "health_error, test, sync, provision...")
     outcome = fields.Selection([
             ('success', "Success"),
             ('failure', "Failure"),

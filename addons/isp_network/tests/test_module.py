@@ -141,6 +141,14 @@ class IspNetworkTestCase(
                 ['password', 'caller-id', 'comment']), {})
         self.assertEqual(live_status({'disabled': 'true'}, [])['status'],
             'disabled')
+        # RouterOS prints true/false, other implementations yes/no
+        self.assertEqual(live_status({'disabled': 'yes'}, [])['status'],
+            'disabled')
+        self.assertEqual(diff({'disabled': 'yes', 'comment': 'no'},
+                {'disabled': 'true', 'comment': 'false'},
+                ['disabled', 'comment']), {'comment': 'false'})
+        self.assertEqual(diff({'disabled': 'no'}, {'disabled': 'false'},
+                ['disabled']), {})
         self.assertEqual(live_status(None, [{'address': '10.0.0.1'}])[
                 'status'], 'online')
 
@@ -214,8 +222,10 @@ class IspNetworkTestCase(
             secrets = sim.menu('/ppp/secret')
             secrets.remove(one.username)
             secrets.set(two.username, profile='default', password='4821')
-            secrets.add(name='intruder', password='x')
+            secrets.add(name='intruder', password='x', service='pppoe',
+                profile='Home-20M')
             sim.ppp_login(two.username)
+            sim.ppp_login('intruder')
             Router.sync([router])
         self.assertEqual(
             secrets.find(name=one.username)['profile'], 'Home-20M')
@@ -228,6 +238,8 @@ class IspNetworkTestCase(
         self.assertTrue(router.reachable)
         self.assertEqual(router.routeros_version, sim.version)
         self.assertEqual(router.secret_count, 2)
+        # counted after the kicks of the wrong profile and of the intruder
+        self.assertEqual(router.active_count, 0)
         actions = {(g.username, g.action) for g in Log.search([])}
         self.assertIn((one.username, 'add'), actions)
         self.assertIn((two.username, 'kick'), actions)
@@ -268,6 +280,57 @@ class IspNetworkTestCase(
         self.assertEqual(
             [h.status for h in reversed(service.status_history)],
             ['offline', 'online', 'offline', 'disabled'])
+
+    @with_transaction()
+    def test_sync_touches_only_its_secrets(self):
+        "Unknown-secret policies hit only PPPoE secrets on managed profiles"
+        pool = Pool()
+        Router = pool.get('isp.router')
+        Log = pool.get('isp.router.log')
+        sim = self.sim()
+        company, location = self.branch()
+        secrets = sim.menu('/ppp/secret')
+        sim.menu('/ppp/profile').add(name='Legacy-2M')
+        with set_company(company):
+            plan = self.plan()
+            router = self.router(sim)
+            service = self.register(location, plan, router)
+            self.flush(router)
+            secrets.add(name='vpn-staff', service='l2tp', password='x')
+            secrets.add(name='sstp-noc', service='sstp', password='x',
+                profile='Home-20M')
+            secrets.add(name='any-user', password='x')
+            secrets.add(name='old-sub', service='pppoe', password='x',
+                profile='Legacy-2M')
+            secrets.add(name='gone-sub', service='pppoe', password='x',
+                profile='Home-20M')
+            unmanaged = ['any-user', 'old-sub', 'sstp-noc', 'vpn-staff']
+            # keep: every extra stays, listed on the router and in the log
+            Router.sync([router])
+            self.assertEqual(router.extra_secret_count, 5)
+            self.assertEqual(router.extra_secrets.split('\n'),
+                sorted(unmanaged + ['gone-sub']))
+            kept, = Log.search([('action', '=', 'extra_keep')])
+            self.assertIn('gone-sub', kept.message)
+            self.assertIn('5', kept.message)
+            Router.sync([router])
+            self.assertEqual(
+                Log.search_count([('action', '=', 'extra_keep')]), 1)
+            # disable, then remove: only the managed-looking extra
+            for policy in ['disable', 'remove']:
+                router.unknown_secrets = policy
+                router.save()
+                Router.sync([router])
+                self.assertEqual(
+                    {s['name']: s['disabled'] for s in secrets.all()
+                        if s['name'] in unmanaged},
+                    dict.fromkeys(unmanaged, 'false'), policy)
+            self.assertEqual(sorted(s['name'] for s in secrets.all()),
+                sorted(unmanaged + [service.username]))
+            self.assertEqual(router.extra_secrets.split('\n'), unmanaged)
+            actions = {(g.username, g.action) for g in Log.search([])}
+            self.assertIn(('gone-sub', 'extra_disable'), actions)
+            self.assertIn(('gone-sub', 'extra_remove'), actions)
 
     def _isolation(self, method, **sim_values):
         pool = Pool()
