@@ -79,6 +79,9 @@ STALE_SENDING = dt.timedelta(minutes=10)
 QUEUE_NAME = 'isp_message'
 QUEUE_BATCH = 10
 STATUS_RANK = {'sent': 1, 'delivered': 2, 'read': 3}
+#: Events the party asked for (a password reset link): sent even on the
+#: channels the party opted out of, which stop reminders and notices only.
+REQUESTED_EVENTS = {'portal_reset'}
 OPT_OUT_WORDS = {'STOP', 'BERHENTI', 'UNSUBSCRIBE'}
 OPT_IN_WORDS = {'START', 'MULAI', 'SUBSCRIBE'}
 
@@ -754,7 +757,8 @@ class Message(Workflow, ModelSQL, ModelView):
             'company': company['name'],
             **(request.get('values') or {}),
             }
-        opt_outs = party['opt_outs']
+        opt_outs = party['opt_outs'] if event not in REQUESTED_EVENTS \
+            else set()
         addresses = party['addresses']
         channels = request.get('channels')
         if not channels:

@@ -18,6 +18,7 @@ from .exceptions import (
 from .field_access import SystemFieldsCopyMixin
 from .validation import (
     coordinate_problem,
+    email_problem,
     national_id_problem,
     normalize_phone,
 )
@@ -279,3 +280,24 @@ class Party(InputGuardMixin, SystemFieldsCopyMixin, metaclass=PoolMeta):
         default.setdefault('subscriber_code', None)
         default.setdefault('national_id', None)
         return super().copy(parties, default=default)
+
+
+class ContactMechanism(metaclass=PoolMeta):
+    __name__ = 'party.contact_mechanism'
+
+    @classmethod
+    def check_valid_email(cls, mechanisms, field_names=None):
+        """party's check (email_validator when installed), and the syntax
+        of `email_problem` always: the portal's profile and the back office
+        accept the same addresses"""
+        from trytond.modules.party.exceptions import InvalidEMail
+        super().check_valid_email(mechanisms, field_names)
+        if field_names and not (field_names & {'type', 'value'}):
+            return
+        for mechanism in mechanisms:
+            if (mechanism.type == 'email' and mechanism.value
+                    and email_problem(mechanism.value)):
+                raise InvalidEMail(gettext(
+                        'party.msg_email_invalid',
+                        email=mechanism.value,
+                        party=mechanism.party.rec_name))

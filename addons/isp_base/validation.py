@@ -89,6 +89,35 @@ def normalize_phone(number, country_code=None):
     return phonenumbers.format_number(parsed, PhoneNumberFormat.E164)
 
 
+_EMAIL_LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+    r"(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
+_EMAIL_LABEL = re.compile(r'^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$')
+
+
+def email_problem(email):
+    """Return why `email` is not a deliverable address's syntax, or None:
+    'syntax' (one @, a local part of letters, digits and the RFC 5322
+    signs without leading, trailing or double dots, a domain of DNS labels
+    with at least one dot; at most 254 characters).  trytond's own check
+    (email_validator) is applied too when it is installed."""
+    from trytond.tools.email_ import EmailNotValidError, validate_email
+    if not isinstance(email, str) or len(email) > 254 or email.count(
+            '@') != 1:
+        return 'syntax'
+    local, domain = email.rsplit('@', 1)
+    labels = domain.split('.')
+    if (len(local) > 64 or not _EMAIL_LOCAL.match(local)
+            or len(labels) < 2
+            or not all(_EMAIL_LABEL.match(label) for label in labels)
+            or labels[-1].isdigit()):
+        return 'syntax'
+    try:
+        validate_email(email)
+    except EmailNotValidError:
+        return 'syntax'
+    return None
+
+
 def coordinate_problem(latitude, longitude):
     "Return 'latitude' or 'longitude' when out of range, else None"
     if latitude is not None and not -90 <= latitude <= 90:

@@ -25,6 +25,7 @@ from trytond.wizard import Button, StateTransition, StateView, Wizard
 
 from .exceptions import PortalInviteError, WebUserValidationError
 from .tenancy import BranchWizardMixin
+from .validation import email_problem
 
 logger = logging.getLogger(__name__)
 _DUMMY_HASH = []
@@ -94,6 +95,18 @@ class WebUser(metaclass=PoolMeta):
         super().validate_fields(users, field_names)
         if field_names is None or field_names & {'isp_company', 'party'}:
             cls.check_isp_party(users)
+
+    @classmethod
+    def check_valid_email(cls, users, fields_names=None):
+        "web_user's check, and the syntax of isp_base's `email_problem`"
+        super().check_valid_email(users, fields_names)
+        if fields_names and 'email' not in fields_names:
+            return
+        for user in users:
+            if user.email and email_problem(user.email):
+                raise WebUserValidationError(gettext(
+                        'web_user.msg_user_email_invalid',
+                        user=user.rec_name, email=user.email))
 
     @classmethod
     def check_isp_party(cls, users):
@@ -293,6 +306,59 @@ class WebUser(metaclass=PoolMeta):
                 'reset_password_token_expire': None,
                 })
         cls.isp_end_sessions([user], keep=keep_session)
+
+    @classmethod
+    def isp_email_taken(cls, email, user):
+        """Is `email` another web user's login (active or not: an inactive
+        user is reactivated by an invitation)?"""
+        from trytond.tools.email_ import normalize_email
+        if not email:
+            return False
+        with Transaction().set_context(active_test=False):
+            return bool(cls.search([
+                        ('email', '=', normalize_email(email).lower()),
+                        ('id', '!=', user.id),
+                        ], limit=1))
+
+    @classmethod
+    def isp_update_profile(cls, user, values):
+        """Write the subscriber's contact data of the portal's profile
+        through the back office's models and their validation (E.164 of
+        the branch's country, e-mail syntax): `values` holds `phone`,
+        `whatsapp`, `email` (the login too; empty: login by customer ID
+        only), `lang` (an ir.lang code) and `opt_outs` (notification
+        channels).  A UserError leaves the caller to roll back."""
+        pool = Pool()
+        Party = pool.get('party.party')
+        Mechanism = pool.get('party.contact_mechanism')
+        Lang = pool.get('ir.lang')
+        party = user.party
+        email = values.get('email') or None
+        Party.write([party], {
+                'subscriber_phone': values.get('phone') or None,
+                'whatsapp': values.get('whatsapp') or None,
+                'lang': Lang.get(values['lang']).id,
+                'notification_opt_outs': sorted(values.get('opt_outs', [])),
+                })
+        mechanisms = Mechanism.search([
+                ('party', '=', party.id),
+                ('type', '=', 'email'),
+                ], order=[('sequence', 'ASC NULLS FIRST'), ('id', 'ASC')])
+        if cls.isp_email_taken(email, user):
+            raise WebUserValidationError(gettext(
+                    'isp_base.msg_web_user_email_taken', email=email))
+        if email:
+            if mechanisms:
+                if mechanisms[0].value != email:
+                    Mechanism.write(mechanisms[:1], {'value': email})
+            else:
+                Mechanism.create([{
+                            'party': party.id, 'type': 'email',
+                            'value': email}])
+        elif mechanisms:
+            Mechanism.write(mechanisms, {'active': False})
+        if (user.email or None) != (email.lower() if email else None):
+            cls.write([user], {'email': email})
 
     @classmethod
     def isp_invite(cls, parties, channel=None):

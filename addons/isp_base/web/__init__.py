@@ -15,7 +15,7 @@ A module adds a page with::
 
 and its template ``isp_billing/web/templates/invoices.html`` extending
 ``isp_base/base.html``."""
-from . import routes, static  # noqa: F401 (registers the routes)
+from . import profile, routes, static  # noqa: F401 (registers the routes)
 from .i18n import LANGUAGES, N_, Formatter, pick_language
 from .page import (
     HOME,
