@@ -140,10 +140,7 @@ def talk(settings, result, work):
     `result` its outcome (ok, error) and duration; return `result`"""
     started = time.monotonic()
     try:
-        client = connect(
-            settings.host, settings.username, settings.password,
-            port=settings.port, use_ssl=settings.use_ssl,
-            timeout=settings.timeout, login_method=settings.login_method)
+        client = open_client(settings)
     except Unreachable as exception:
         result.error = str(exception)
     else:
@@ -155,6 +152,35 @@ def talk(settings, result, work):
                 result.error = str(exception)
     result.duration = time.monotonic() - started
     return result
+
+
+def open_client(settings):
+    "A logged in `routeros.Client` to the router of `settings`"
+    return connect(
+        settings.host, settings.username, settings.password,
+        port=settings.port, use_ssl=settings.use_ssl,
+        timeout=settings.timeout, login_method=settings.login_method)
+
+
+# what the product's API user needs: `sensitive` to read the secrets'
+# passwords back, `test` is not needed
+REQUIRED_POLICIES = ('api', 'read', 'write', 'sensitive')
+
+
+def missing_policies(client, username):
+    """The policies of REQUIRED_POLICIES that the group of `username`
+    lacks (RouterOS 6 prints the refused ones with a '!'); None when the
+    user or its group cannot be read"""
+    users = client.print('/user', ('name', 'group'), name=username)
+    if not users:
+        return None
+    groups = client.print(
+        '/user/group', ('name', 'policy'), name=users[0].get('group'))
+    if not groups:
+        return None
+    granted = {p.strip() for p in (groups[0].get('policy') or '').split(',')
+        if p.strip() and not p.strip().startswith('!')}
+    return [p for p in REQUIRED_POLICIES if p not in granted]
 
 
 def read_health(client):
@@ -233,7 +259,13 @@ class Converger:
 
     def run(self, specs, full):
         if full:
-            self.result.health = read_health(self.client)
+            # best effort: a router (or API user) refusing the health menus
+            # still gets its secrets repaired
+            try:
+                self.result.health = read_health(self.client)
+            except CommandError as exception:
+                self.result.actions.append(
+                    ('health_error', None, str(exception)))
         self.ensure_profiles(specs, full)
         names = [spec['name'] for spec in specs]
         if full or len(names) > FULL_READBACK:

@@ -27,7 +27,13 @@ from trytond.modules.isp_base.common import (
 )
 
 from . import routeros
-from .converge import RouterSettings, converge, read_health
+from .converge import (
+    RouterSettings,
+    converge,
+    missing_policies,
+    open_client,
+    read_health,
+)
 from .exceptions import RouterCodeValidationError, RouterPoolEmpty
 from .usage import BigInteger
 
@@ -379,26 +385,46 @@ class Router(InputGuardMixin, DeactivableMixin, ModelSQL, ModelView):
         for router in routers:
             settings = router.get_settings()
             started = time.monotonic()
+            health = error = None
+            notes, problems = [], []
             try:
-                with routeros.connect(
-                        settings.host, settings.username, settings.password,
-                        port=settings.port, use_ssl=settings.use_ssl,
-                        timeout=settings.timeout,
-                        login_method=settings.login_method) as client:
-                    health = read_health(client)
-                error = None
+                with open_client(settings) as client:
+                    try:
+                        health = read_health(client)
+                    except routeros.CommandError as exception:
+                        notes.append(gettext(
+                                'isp_network.msg_router_health_refused',
+                                error=str(exception)))
+                    problems = router._check_policies(client, settings)
             except routeros.RouterOSError as exception:
-                health, error = None, str(exception)
+                error = str(exception)
             router._record_contact(health, error)
             router.last_sync_duration = round(time.monotonic() - started, 3)
+            if not error:
+                notes.insert(0, gettext('isp_network.msg_router_connected',
+                        version=(health or {}).get('version') or '?'))
             logs.append(Log(
                     router=router, company=router.company, action='test',
-                    outcome='failure' if error else 'success',
-                    message=error or gettext(
-                        'isp_network.msg_router_connected',
-                        version=health.get('version') or '?')))
+                    outcome='failure' if error or problems else 'success',
+                    message=error or '\n'.join(notes + problems)))
         cls.save(routers)
         Log.save(logs)
+
+    def _check_policies(self, client, settings):
+        "The problems of the API user's policies, as messages"
+        try:
+            missing = missing_policies(client, settings.username)
+        except routeros.CommandError as exception:
+            missing, error = None, str(exception)
+        else:
+            error = None
+        if missing is None:
+            return [gettext('isp_network.msg_router_policies_unknown',
+                    user=settings.username, error=error or '')]
+        if missing:
+            return [gettext('isp_network.msg_router_policies_missing',
+                    user=settings.username, policies=', '.join(missing))]
+        return []
 
     def _record_contact(self, health, error):
         now = dt.datetime.now()

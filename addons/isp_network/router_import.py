@@ -14,7 +14,7 @@ from trytond.modules.isp_base.tenancy import (
 )
 
 from . import routeros
-from .converge import SECRET, SECRET_FIELDS
+from .converge import SECRET, SECRET_FIELDS, open_client
 from .exceptions import ImportError_, RouterUnreachable
 
 
@@ -22,11 +22,7 @@ def read_secrets(router):
     "The PPPoE secrets of `router` as rows of strings"
     settings = router.get_settings()
     try:
-        with routeros.connect(
-                settings.host, settings.username, settings.password,
-                port=settings.port, use_ssl=settings.use_ssl,
-                timeout=settings.timeout,
-                login_method=settings.login_method) as client:
+        with open_client(settings) as client:
             rows = client.print(SECRET, ('.id', 'name') + SECRET_FIELDS)
     except routeros.RouterOSError as exception:
         raise RouterUnreachable(gettext(

@@ -332,6 +332,57 @@ class IspNetworkTestCase(
             self.assertIn(('gone-sub', 'extra_disable'), actions)
             self.assertIn(('gone-sub', 'extra_remove'), actions)
 
+    @with_transaction()
+    def test_health_best_effort(self):
+        "A refused health read neither marks the router down nor stops repair"
+        pool = Pool()
+        Router = pool.get('isp.router')
+        Log = pool.get('isp.router.log')
+        sim = self.sim()
+        company, location = self.branch()
+        with set_company(company):
+            plan = self.plan()
+            router = self.router(sim)
+            service = self.register(location, plan, router)
+            self.flush(router)
+            sim.menu('/ppp/secret').remove(service.username)
+            sim.set_fault('refuse', match='/system/resource')
+            Router.sync([router])
+            self.assertTrue(sim.menu('/ppp/secret').find(
+                    name=service.username))
+            self.assertTrue(router.reachable)
+            self.assertEqual(router.failures, 0)
+            self.assertTrue(router.last_sync)
+            self.assertTrue(Log.search([('action', '=', 'health_error')]))
+            Router.test_connection([router])
+            test, = Log.search([('action', '=', 'test')])
+            self.assertEqual(test.outcome, 'success')
+            self.assertIn('not enough permissions', test.message)
+            self.assertTrue(router.reachable)
+
+    @with_transaction()
+    def test_connection_checks_policies(self):
+        "The connection test names the API user's missing policies"
+        pool = Pool()
+        Router = pool.get('isp.router')
+        Log = pool.get('isp.router.log')
+        sim = self.sim()
+        sim.add_group('billing', 'local,read,write,api,test')
+        sim.add_user('billing', PASSWORD, group='billing')
+        company, _ = self.branch()
+        with set_company(company):
+            full = self.router(sim)
+            limited = self.router(sim, code='LIM', api_username='billing')
+            Router.test_connection([full, limited])
+            outcomes = {log.router: (log.outcome, log.message)
+                for log in Log.search([('action', '=', 'test')])}
+        self.assertEqual(outcomes[full][0], 'success')
+        self.assertEqual(outcomes[limited][0], 'failure')
+        self.assertIn('sensitive', outcomes[limited][1])
+        self.assertNotIn('write', outcomes[limited][1].split(
+                'policies')[1].split(':')[0])
+        self.assertTrue(limited.reachable)
+
     def _isolation(self, method, **sim_values):
         pool = Pool()
         Service = pool.get('isp.service')
