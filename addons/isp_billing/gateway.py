@@ -537,10 +537,12 @@ class PaymentTransaction(ModelSQL, ModelView):
 
     @classmethod
     def open(cls, document, gateway, amount, currency, party=None,
-            customer=None, description=None, prefix='IV'):
+            customer=None, description=None, prefix='IV', return_url=None):
         """Open a payment of `amount` for `document` at `gateway` and return
         the transaction (its payment_url is the buyer's page; M-Pesa pushes
-        the prompt to the customer's phone instead).
+        the prompt to the customer's phone instead).  The buyer comes back
+        to `return_url` (its `{reference}` replaced by the transaction's;
+        default: the account's Return URL).
 
         The transaction is created before the provider is called, so the
         reference is reserved; a provider error raises PaymentGatewayError
@@ -559,7 +561,9 @@ class PaymentTransaction(ModelSQL, ModelView):
         try:
             request = adapter.create_payment(transaction.reference, amount,
                 currency.code, customer or {}, gateway.webhook(),
-                gateway.buyer_return_url(), description=description,
+                return_url.replace('{reference}', transaction.reference)
+                if return_url else gateway.buyer_return_url(),
+                description=description,
                 expiry_minutes=gateway.expiry_minutes)
         except gateways.GatewayError as exception:
             raise PaymentGatewayError(gettext(
@@ -1371,11 +1375,12 @@ class Invoice(SecretDefaultsMixin, metaclass=PoolMeta):
 
     @classmethod
     def isp_open_payment(cls, invoice, provider=None, gateway=None,
-            reuse=True):
+            reuse=True, return_url=None):
         """An online payment of what is left to pay on `invoice`: the
         pending one already open at the same account for the same amount
         (when `reuse`, never for an M-Pesa prompt), or a new one.  Used by
-        the button, the notices (pay_url) and the portal."""
+        the button, the notices (pay_url) and the portal (`return_url`:
+        where the buyer comes back, default the account's)."""
         pool = Pool()
         PaymentTransaction = pool.get('isp.payment.transaction')
         if invoice.type != 'out' or invoice.state != 'posted':
@@ -1418,7 +1423,8 @@ class Invoice(SecretDefaultsMixin, metaclass=PoolMeta):
             }
         return PaymentTransaction.open(invoice, gateway, amount,
             invoice.currency, party=party, customer=customer,
-            description=invoice.number or invoice.rec_name)
+            description=invoice.number or invoice.rec_name,
+            return_url=return_url)
 
 
 class PaymentOpenStart(ModelView):
