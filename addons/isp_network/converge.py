@@ -312,7 +312,7 @@ class Converger:
                 if changes:
                     self._set(PROFILE, row['.id'], changes)
                     self.result.actions.append(
-                        ('profile_set', name, _describe_changes(changes)))
+                        ('profile_set', name, describe_changes(changes)))
             except CommandError as exception:
                 self.result.actions.append(
                     ('profile_error', name, str(exception)))
@@ -347,7 +347,7 @@ class Converger:
                 changes = diff(secret, wanted, SECRET_FIELDS)
                 if changes:
                     self._set(SECRET, secret['.id'], changes)
-                    actions.append(('set', _describe_changes(changes)))
+                    actions.append(('set', describe_changes(changes)))
                     kick = ('profile' in changes
                         or changes.get('disabled') == 'true')
             kick |= self._apply_entries(spec, sessions, actions)
@@ -484,7 +484,7 @@ class Converger:
         return None
 
 
-def _describe_changes(changes):
+def describe_changes(changes):
     return ', '.join(
         '%s=%s' % (k, '***' if k == 'password' else (v if v is not None
                 else '(unset)'))

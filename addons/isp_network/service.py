@@ -43,7 +43,8 @@ PRESENT_STATES = {'active', 'isolated'}
 # changing these puts the service back in the provisioning queue
 ROUTER_FIELDS = {
     'state', 'router', 'username', 'password', 'plan', 'remote_address',
-    'caller_id', 'customer_id', 'radius_throttled'}
+    'caller_id', 'customer_id', 'radius_throttled', 'ppp_service',
+    'router_comment', 'kept_profile', 'kept_disabled'}
 PASSWORD_ALPHABET = string.ascii_letters + string.digits
 PASSWORD_LENGTH = 8
 USERNAME_DIGITS = 3
@@ -143,6 +144,25 @@ class Service(
     caller_id = fields.Char(
         "Caller ID", strip=True, states=_OPEN,
         help="Bind the secret to this MAC address (caller-id).")
+    ppp_service = fields.Selection([
+            ('pppoe', "PPPoE"),
+            ('any', "Any"),
+            ], "PPP Service", required=True, states=_OPEN,
+        help="The service of the secret on the router; the import keeps "
+        "the one it found.")
+    router_comment = fields.Char(
+        "Router Comment", strip=True, states=_OPEN,
+        help="The comment of the secret on the router; empty: the customer "
+        "ID.  The import keeps the comment it found.")
+    kept_profile = fields.Char(
+        "Kept Profile", readonly=True,
+        help="The profile the import found on the router and kept (no plan "
+        "was chosen for it): the secret stays on it until the plan or the "
+        "state of the service changes.")
+    kept_disabled = fields.Boolean(
+        "Kept Disabled", readonly=True,
+        help="The import found the secret disabled and kept it so until the "
+        "state of the service changes.")
     activation_date = fields.Date("Activation Date", readonly=True)
     termination_date = fields.Date("Termination Date", readonly=True)
     state = fields.Selection([
@@ -261,6 +281,14 @@ class Service(
     @classmethod
     def default_router_attempts(cls):
         return 0
+
+    @classmethod
+    def default_ppp_service(cls):
+        return 'pppoe'
+
+    @classmethod
+    def default_kept_disabled(cls):
+        return False
 
     @classmethod
     def default_live_status(cls):
@@ -393,6 +421,11 @@ class Service(
             values['remote_address'] = None
         if values.get('caller_id'):
             values['caller_id'] = values['caller_id'].upper()
+        if mode == 'write' and values.keys() & {'plan', 'state'}:
+            # what the import kept until staff choose
+            values.setdefault('kept_profile', None)
+            if 'state' in values:
+                values.setdefault('kept_disabled', False)
         if mode == 'write' and ROUTER_FIELDS & values.keys():
             values.setdefault('router_state', 'pending')
             values.setdefault('router_attempts', 0)
@@ -445,24 +478,31 @@ class Service(
             service.check_router_values()
 
     def check_router_values(self):
+        problem = self.router_values_problem(
+            self.username, self.remote_address, self.caller_id)
+        if problem:
+            raise ServiceValidationError(problem)
+
+    @staticmethod
+    def router_values_problem(username, remote_address, caller_id):
+        "Why these router values are refused (a message), or None"
         import ipaddress
         import re
-        if self.remote_address:
+        if remote_address:
             try:
-                ipaddress.IPv4Address(self.remote_address)
+                ipaddress.IPv4Address(remote_address)
             except ValueError:
-                raise ServiceValidationError(gettext(
-                        'isp_network.msg_service_remote_address_invalid',
-                        address=self.remote_address)) from None
-        if self.caller_id and not re.match(
-                r'^([0-9A-F]{2}:){5}[0-9A-F]{2}$', self.caller_id):
-            raise ServiceValidationError(gettext(
-                    'isp_network.msg_service_caller_id_invalid',
-                    caller_id=self.caller_id))
-        if self.username and not re.match(r'^[\w.@-]+$', self.username):
-            raise ServiceValidationError(gettext(
-                    'isp_network.msg_service_username_invalid',
-                    username=self.username))
+                return gettext(
+                    'isp_network.msg_service_remote_address_invalid',
+                    address=remote_address)
+        if caller_id and not re.match(
+                r'^([0-9A-F]{2}:){5}[0-9A-F]{2}$', caller_id):
+            return gettext('isp_network.msg_service_caller_id_invalid',
+                caller_id=caller_id)
+        if username and not re.match(r'^[\w.@-]+$', username):
+            return gettext('isp_network.msg_service_username_invalid',
+                username=username)
+        return None
 
     @classmethod
     def copy(cls, services, default=None):
@@ -473,8 +513,10 @@ class Service(
                 'customer_id', 'activation_date', 'termination_date',
                 'router_error', 'router_next_attempt', 'previous_router',
                 'live_address', 'live_caller_id', 'live_since',
-                'last_online', 'status_history', 'logs']:
+                'last_online', 'status_history', 'logs', 'router_comment',
+                'kept_profile']:
             default.setdefault(name, None)
+        default.setdefault('kept_disabled', False)
         default.setdefault('router_state', 'synced')
         default.setdefault('live_status', 'unknown')
         default.setdefault('username', lambda d: cls.new_username(
@@ -541,6 +583,10 @@ class Service(
         return counts
 
     def get_router_profile(self, router):
+        if self.kept_profile:
+            return self.kept_profile
+        if self.kept_disabled:
+            return self.plan.ppp_profile_name
         if self.state == 'isolated':
             if router.isolation_method == 'profile':
                 return router.isolation_profile
@@ -563,13 +609,13 @@ class Service(
             'secret': {
                 'password': self.password,
                 'profile': self.get_router_profile(router),
-                'service': 'pppoe',
+                'service': self.ppp_service or 'pppoe',
                 'remote-address': self.remote_address or None,
                 'caller-id': self.caller_id or '',
                 'disabled': (
-                    'true' if isolated and method == 'disable'
-                    else 'false'),
-                'comment': self.customer_id or '',
+                    'true' if self.kept_disabled
+                    or (isolated and method == 'disable') else 'false'),
+                'comment': self.router_comment or self.customer_id or '',
                 },
             'list_addresses': [],
             }

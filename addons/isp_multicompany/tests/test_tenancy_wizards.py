@@ -228,6 +228,11 @@ def router_import_attempts(data):
         for state in ['preview', 'import_']:
             attempts.append((own, [
                         (state, {'start': {**start, field: value}})]))
+    # a plan of another branch chosen for a profile without a plan
+    for state in ['preview', 'import_']:
+        attempts.append((own, [(state, {'start': start, 'preview': {
+                            'mappings': [{'profile': 'default',
+                                    'plan': nbo['plan'].id}]}})]))
     attempts.append(({'active_model': 'isp.router',
                     'active_id': nbo['router'].id,
                     'active_ids': [nbo['router'].id]},

@@ -681,9 +681,10 @@ class IspNetworkTestCase(
             preview = router.import_preview(rows, other)
             self.assertEqual(len(preview), 500)
             self.assertFalse(any(line['existing'] for line in preview))
-            services = router.import_rows(rows, location, other)
-            self.assertEqual(len(services), 500)
-            self.assertEqual(router.import_rows(rows, location, other), [])
+            services, refused = router.import_rows(rows, location, other)
+            self.assertEqual((len(services), refused), (500, []))
+            self.assertEqual(
+                router.import_rows(rows, location, other), ([], []))
             self.assertTrue(all(
                     line['existing']
                     for line in router.import_preview(rows, other)))
@@ -698,6 +699,92 @@ class IspNetworkTestCase(
         self.assertEqual(old8.state, 'isolated')
         self.assertEqual(old8.plan, other)
         self.assertEqual(len({s.customer_id for s in services}), 500)
+
+    @with_transaction()
+    def test_import_keeps_router_state(self):
+        "Import keeps what it found; the preview lists every first-push change"
+        pool = Pool()
+        Router = pool.get('isp.router')
+        Service = pool.get('isp.service')
+        from trytond.modules.isp_network.router_import import read_secrets
+        sim = self.sim()
+        profiles = sim.menu('/ppp/profile')
+        profiles.add(name='Home-20M', rate_limit='5M/20M')
+        profiles.add(name='2M5M', rate_limit='2M/5M')
+        profiles.add(name='Legacy-1M', rate_limit='1M/1M')
+        secrets = sim.menu('/ppp/secret')
+        secrets.add(name='keep-any', password='a1', profile='2M5M',
+            comment='Pak Budi')
+        secrets.add(name='dis', password='b2', service='pppoe',
+            profile='Home-20M', comment='Bu Siti', disabled='yes')
+        secrets.add(name='mapped', password='c3', service='pppoe',
+            profile='Legacy-1M', comment='Pak Joko')
+        secrets.add(name='nocomment', password='d4', service='pppoe',
+            profile='Home-20M')
+        secrets.add(name='bad name', password='e5', service='pppoe')
+        secrets.add(name='nopw', service='pppoe', profile='Home-20M')
+        secrets.add(name='vpn-staff', password='f6', service='l2tp')
+        sim.ppp_login('keep-any')
+        sim.ppp_login('mapped')
+        company, location = self.branch()
+        with set_company(company):
+            plan = self.plan()
+            other = self.plan(name="Legacy", download=1000, upload=1000)
+            router = self.router(sim)
+            rows = read_secrets(router)
+            self.assertEqual(router.import_profiles(rows),
+                {'2M5M': 1, 'Legacy-1M': 1, 'default': 1})
+            mapping = {'Legacy-1M': plan}
+            lines = {line['username']: line
+                for line in router.import_preview(rows, other, mapping)}
+            before = {r['name']: r for r in secrets.all()}
+            services, refused = router.import_rows(
+                rows, location, other, mapping)
+            self.flush(router)
+            after = {r['name']: r for r in secrets.all()}
+            # every change of the first push was in the preview, no other
+            changed = {name for name in after if after[name] != before[name]}
+            self.assertEqual(changed,
+                {name for name, line in lines.items() if line['changes']})
+            self.assertEqual(changed, {'mapped', 'nocomment'})
+            self.assertIn('profile=Home-20M', lines['mapped']['changes'])
+            self.assertIn('session', lines['mapped']['changes'])
+            self.assertIn('comment=', lines['nocomment']['changes'])
+            # the refused ones are listed with the reason, the rest imported
+            self.assertEqual([name for name, _ in refused],
+                ['bad name', 'nopw'])
+            self.assertIn('bad name', dict(refused)['bad name'])
+            self.assertEqual(lines['bad name']['refused'],
+                dict(refused)['bad name'])
+            self.assertEqual(len(services), 4)
+            self.assertNotIn('vpn-staff', lines)
+            self.assertEqual(
+                {s.username: s.router_state for s in services},
+                dict.fromkeys(
+                    ['keep-any', 'dis', 'mapped', 'nocomment'], 'synced'))
+            self.assertEqual(len(sim.menu('/ppp/active').filter(
+                        name='keep-any')), 1)
+            # a full sync keeps them too
+            Router.sync([router])
+            self.assertEqual({r['name']: r for r in secrets.all()}, after)
+            kept = {s.username: s for s in Service.browse(services)}
+            self.assertEqual(after['keep-any']['profile'], '2M5M')
+            self.assertEqual(after['keep-any']['service'], 'any')
+            self.assertEqual(after['keep-any']['comment'], 'Pak Budi')
+            self.assertEqual(after['dis']['disabled'], 'true')
+            self.assertEqual(after['dis']['comment'], 'Bu Siti')
+            self.assertEqual(kept['keep-any'].plan, other)
+            self.assertEqual(kept['mapped'].plan, plan)
+            # staff choose: a plan moves the kept profile, reactivating
+            # enables the disabled one
+            Service.write([kept['keep-any']], {'plan': plan.id})
+            Service.reactivate([kept['dis']])
+            self.flush(router)
+            self.assertEqual(
+                secrets.find(name='keep-any')['profile'], 'Home-20M')
+            self.assertEqual(secrets.find(name='dis')['disabled'], 'false')
+            self.assertEqual(
+                secrets.find(name='dis')['profile'], 'Home-20M')
 
     def radius_router(self, code='RAD', address='127.0.0.2', **values):
         pool = Pool()
