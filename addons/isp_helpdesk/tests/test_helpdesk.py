@@ -1,0 +1,355 @@
+# This file is part of the ISP suite.  The COPYRIGHT file at the top level of
+# this repository contains the full copyright notices and license terms.
+"""Helpdesk scenarios as the branch groups of Bandung (WIB, office hours)
+and Nairobi (07:00-19:00): tickets, SLA clocks, assignment, conversation,
+escalation, calendars and who sees what."""
+import datetime as dt
+import unittest
+
+from trytond.exceptions import UserError
+from trytond.model.exceptions import AccessError
+from trytond.pool import Pool
+from trytond.tests.test_tryton import with_transaction
+from trytond.transaction import Transaction
+
+from trytond.modules.isp_base.tests.class_setup import ClassSetupMixin
+from trytond.modules.isp_helpdesk.exceptions import (
+    CalendarValidationError,
+    SlaValidationError,
+    TicketReopenError,
+    TicketReplyError,
+)
+
+from .helpdesk_setup import as_user, hours, local, two_branches
+
+WIB = 'Asia/Jakarta'
+CS = 'group_isp_customer_service'
+TECH = 'group_isp_technician'
+ADMIN = 'group_isp_branch_admin'
+
+
+def open_ticket(branch, user, now, category='internet', **values):
+    pool = Pool()
+    Ticket = pool.get('isp.helpdesk.ticket')
+    with as_user(user, branch['company'], now):
+        ticket, = Ticket.create([{
+                    'company': branch['company'].id,
+                    'subscriber': branch['subscriber'].id,
+                    'category': branch[category].id,
+                    'channel': 'phone',
+                    'subject': "No internet",
+                    **values,
+                    }])
+    return Ticket(ticket.id)
+
+
+def post(ticket, user, company, now, body, kind='public'):
+    pool = Pool()
+    Message = pool.get('isp.helpdesk.ticket.message')
+    with as_user(user, company, now):
+        message, = Message.create([{
+                    'ticket': ticket.id, 'kind': kind, 'body': body}])
+    return message
+
+
+class HelpdeskTestCase(ClassSetupMixin, unittest.TestCase):
+    "Test the helpdesk as branch staff"
+    setup_modules = ['isp_helpdesk']
+
+    @classmethod
+    def setup_class_data(cls):
+        return two_branches()
+
+    @with_transaction()
+    def test_ticket_lifecycle(self):
+        """Customer service opens, technicians are assigned in turn, the
+        first public reply is kept, waiting pauses the clock, a priority
+        change recomputes it, resolve/close/reopen"""
+        pool = Pool()
+        Ticket = pool.get('isp.helpdesk.ticket')
+        Message = pool.get('isp.message')
+        data = self.class_data()
+        bdg = data['bdg']
+        company = bdg['company']
+        cs = bdg['users'][CS]
+        tech1, tech2 = bdg['users'][TECH], bdg['tech2']
+        monday = local(WIB, 2026, 12, 7, 9, 0)
+
+        ticket = open_ticket(bdg, cs, monday)
+        self.assertTrue(ticket.number.startswith('T-'))
+        self.assertEqual(ticket.state, 'assigned')
+        self.assertEqual(ticket.opened_at, monday)
+        # 60 business minutes; 8 h: 09-12, 13-17 Monday and 08-09 Tuesday
+        self.assertEqual(ticket.response_deadline,
+            local(WIB, 2026, 12, 7, 10, 0))
+        self.assertEqual(ticket.resolution_deadline,
+            local(WIB, 2026, 12, 8, 9, 0))
+        self.assertEqual(ticket.calendar, bdg['calendar'])
+
+        # least loaded, then round-robin on ties
+        others = [open_ticket(bdg, cs, monday + dt.timedelta(minutes=i))
+            for i in range(1, 4)]
+        assignees = [t.assignee for t in [ticket, *others]]
+        self.assertEqual(set(assignees), {tech1, tech2})
+        self.assertEqual(assignees[0], assignees[2])
+        self.assertEqual(assignees[1], assignees[3])
+        self.assertNotEqual(assignees[0], assignees[1])
+        tech = ticket.assignee
+
+        # the first public reply is the first response, never overwritten
+        first = monday + dt.timedelta(minutes=30)
+        post(ticket, tech, company, first, "Checking your line")
+        post(ticket, cs, company, first + dt.timedelta(minutes=5),
+            "Internal", kind='internal')
+        post(ticket, cs, company, first + dt.timedelta(minutes=20),
+            "Still checking")
+        ticket = Ticket(ticket.id)
+        self.assertEqual(ticket.first_response_at, first)
+        sent = Message.search([('origin', '=', str(ticket))])
+        self.assertEqual(len(sent), 2)
+        self.assertEqual({m.event for m in sent}, {'ticket_updated'})
+        self.assertEqual({m.language.code for m in sent}, {'id'})
+        self.assertTrue(all("Checking your line" in (m.body or '')
+                or "Still checking" in (m.body or '') for m in sent))
+
+        # waiting on the customer from Monday 10:00 to Tuesday 10:00
+        with as_user(tech, company, local(WIB, 2026, 12, 7, 10, 0)):
+            Ticket.wait([ticket])
+        with as_user(tech, company, local(WIB, 2026, 12, 8, 10, 0)):
+            Ticket.resume([Ticket(ticket.id)])
+        ticket = Ticket(ticket.id)
+        self.assertEqual(len(ticket.pauses), 1)
+        # 7 business hours were left: Tuesday 10-12, 13-17, Wednesday 08-09
+        self.assertEqual(ticket.resolution_deadline,
+            local(WIB, 2026, 12, 9, 9, 0))
+
+        # a priority change retargets the clock
+        with as_user(cs, company, local(WIB, 2026, 12, 8, 11, 0)):
+            Ticket.write([ticket], {'priority': 'urgent'})
+        ticket = Ticket(ticket.id)
+        self.assertEqual(ticket.resolution_target, 120)
+        # 120 min: Monday 09-10, then Tuesday 10-11 after the pause
+        self.assertEqual(ticket.resolution_deadline,
+            local(WIB, 2026, 12, 8, 11, 0))
+        self.assertEqual(ticket.first_response_at, first)
+        kinds = [a.kind for a in ticket.activities]
+        for kind in ['created', 'assignee', 'first_response', 'state',
+                'priority', 'sla_recomputed']:
+            self.assertIn(kind, kinds)
+        priority, = [a for a in ticket.activities if a.kind == 'priority']
+        self.assertEqual(priority.user, cs)
+        self.assertEqual((priority.old_value, priority.new_value),
+            ("Normal", "Urgent"))
+
+        # resolve, close, reopen within the category's days
+        resolved = local(WIB, 2026, 12, 8, 15, 0)
+        with as_user(tech, company, resolved):
+            Ticket.resolve([ticket])
+        with as_user(cs, company, resolved):
+            Ticket.close([Ticket(ticket.id)])
+        with as_user(cs, company, resolved + dt.timedelta(days=8)):
+            with self.assertRaises(TicketReopenError):
+                Ticket.reopen([Ticket(ticket.id)])
+        # the customer writes again within the days: reopened
+        with as_user(cs, company, resolved + dt.timedelta(days=2)):
+            post(ticket, cs, company, resolved + dt.timedelta(days=2),
+                "It broke again", kind='customer')
+        self.assertEqual(Ticket(ticket.id).state, 'in_progress')
+
+    @with_transaction()
+    def test_reply_closed_refused(self):
+        "A category that refuses replies to closed tickets saves nothing"
+        pool = Pool()
+        Ticket = pool.get('isp.helpdesk.ticket')
+        TicketMessage = pool.get('isp.helpdesk.ticket.message')
+        data = self.class_data()
+        bdg = data['bdg']
+        bdg['billing'].closed_reply = 'refuse'
+        bdg['billing'].save()
+        cs = bdg['users'][CS]
+        now = local(WIB, 2026, 12, 7, 9, 0)
+        ticket = open_ticket(bdg, cs, now, category='billing')
+        with as_user(cs, bdg['company'], now):
+            Ticket.resolve([ticket])
+        count = TicketMessage.search([], count=True)
+        for kind in ['public', 'customer']:
+            with self.subTest(kind=kind):
+                with self.assertRaises(TicketReplyError) as cm:
+                    post(ticket, cs, bdg['company'], now, "Hello", kind=kind)
+                self.assertIn(ticket.number, str(cm.exception))
+        self.assertEqual(TicketMessage.search([], count=True), count)
+        post(ticket, cs, bdg['company'], now, "Note", kind='internal')
+
+    @with_transaction()
+    def test_who_sees_what(self):
+        """Technicians see their own and their team's tickets; branch staff
+        their branch's; nobody another branch's"""
+        pool = Pool()
+        Ticket = pool.get('isp.helpdesk.ticket')
+        TicketMessage = pool.get('isp.helpdesk.ticket.message')
+        data = self.class_data()
+        bdg, nbo = data['bdg'], data['nbo']
+        now = local(WIB, 2026, 12, 7, 9, 0)
+        cs = bdg['users'][CS]
+        internet = open_ticket(bdg, cs, now)
+        billing = open_ticket(bdg, cs, now, category='billing')
+        post(billing, cs, bdg['company'], now, "Billing note",
+            kind='internal')
+        nairobi = open_ticket(nbo, nbo['users'][CS], now)
+        self.assertEqual(billing.assignee, bdg['tech3'])
+
+        def visible(user):
+            with as_user(user, bdg['company']):
+                return set(Ticket.search([]))
+        self.assertEqual(visible(bdg['users'][TECH]), {internet})
+        self.assertEqual(visible(bdg['tech2']), {internet})
+        self.assertEqual(visible(bdg['tech3']), {billing})
+        for group in [CS, ADMIN, 'group_isp_finance']:
+            self.assertEqual(visible(bdg['users'][group]),
+                {internet, billing}, msg=group)
+        with as_user(bdg['tech3'], bdg['company']):
+            self.assertEqual(len(TicketMessage.search([])), 1)
+        with as_user(bdg['users'][TECH], bdg['company']):
+            self.assertEqual(TicketMessage.search([]), [])
+            with self.assertRaises(AccessError):
+                Ticket.read([billing.id], ['subject'])
+        for group in [CS, TECH, ADMIN]:
+            with self.subTest(group=group):
+                with as_user(bdg['users'][group], bdg['company']):
+                    with self.assertRaises(AccessError):
+                        Ticket.read([nairobi.id], ['subject'])
+                    with self.assertRaises(UserError):
+                        Ticket.create([{
+                                    'company': bdg['company'].id,
+                                    'subscriber': nbo['subscriber'].id,
+                                    'category': bdg['internet'].id,
+                                    'subject': "Probe",
+                                    }])
+                    with self.assertRaises(UserError):
+                        Ticket.write([internet], {
+                                'category': nbo['internet'].id})
+        self.assertEqual(Ticket.search([('subject', '=', "Probe")]), [])
+
+    @with_transaction()
+    def test_calendar_validation(self):
+        """Overlapping or inverted hours and negative targets are refused
+        with their message, nothing saved"""
+        pool = Pool()
+        Calendar = pool.get('isp.helpdesk.calendar')
+        Interval = pool.get('isp.helpdesk.calendar.interval')
+        Sla = pool.get('isp.helpdesk.sla')
+        data = self.class_data()
+        bdg = data['bdg']
+        admin = bdg['users'][ADMIN]
+        calendars = Calendar.search([], count=True)
+        cases = [
+            (hours(('0', '08:00', '12:00'), ('0', '11:00', '13:00')),
+                "overlap"),
+            (hours(('1', '17:00', '08:00')), "must start before"),
+            ([], "no opening hours"),
+            ]
+        for intervals, text in cases:
+            with self.subTest(text=text):
+                with as_user(admin, bdg['company']):
+                    with self.assertRaises(CalendarValidationError) as cm:
+                        Calendar.create([{
+                                    'company': bdg['company'].id,
+                                    'name': "Bad", 'timezone': WIB,
+                                    'intervals': [('create', intervals)],
+                                    }])
+                self.assertIn(text, str(cm.exception))
+        self.assertEqual(Calendar.search([], count=True), calendars)
+        # an existing calendar's hours moved onto another's
+        interval = bdg['calendar'].intervals[0]
+        with as_user(admin, bdg['company']):
+            # midnight closes the day
+            Interval.create([{
+                        'calendar': bdg['calendar'].id, 'weekday': '6',
+                        'start_time': dt.time(20, 0),
+                        'end_time': dt.time(0, 0)}])
+            with self.assertRaises(CalendarValidationError) as cm:
+                Interval.write([interval], {'end_time': dt.time(14, 0)})
+            self.assertIn("13:00-17:00", str(cm.exception))
+        for field in ['first_response', 'resolution']:
+            with self.subTest(field=field):
+                with as_user(admin, bdg['company']):
+                    with self.assertRaises(SlaValidationError):
+                        Sla.create([{
+                                    'category': bdg['billing'].id,
+                                    'priority': 'urgent',
+                                    'first_response': 10,
+                                    'resolution': 60,
+                                    field: -5,
+                                    }])
+        self.assertEqual(len(bdg['billing'].slas), 1)
+
+    @with_transaction()
+    def test_escalation(self):
+        """At risk then breached, raised once each; the assignee and the
+        branch administrator notified inside business hours only"""
+        pool = Pool()
+        Ticket = pool.get('isp.helpdesk.ticket')
+        Notification = pool.get('res.notification')
+        Workload = pool.get('isp.helpdesk.workload')
+        data = self.class_data()
+        bdg, nbo = data['bdg'], data['nbo']
+        cs = bdg['users'][CS]
+        admin = bdg['users'][ADMIN]
+        # Friday 16:30: 60 min to respond (at risk after 45 min) = Saturday
+        # 08:15 at risk, 08:30 breached
+        ticket = open_ticket(bdg, cs, local(WIB, 2026, 12, 4, 16, 30))
+        nairobi = open_ticket(nbo, nbo['users'][CS],
+            local('Africa/Nairobi', 2026, 12, 5, 8, 0))
+        self.assertEqual(ticket.response_risk_at,
+            local(WIB, 2026, 12, 5, 8, 15))
+        tech = ticket.assignee
+
+        def run(*when):
+            with Transaction().set_context(
+                    _isp_helpdesk_now=local(WIB, *when)):
+                Ticket.escalate()
+            return Ticket(ticket.id)
+
+        def notices(user):
+            return [(n.label, n.records) for n in Notification.search([
+                        ('user', '=', user.id)], order=[('id', 'ASC')])]
+
+        ticket = run(2026, 12, 4, 22, 0)
+        self.assertIsNone(ticket.response_escalation)
+        ticket = run(2026, 12, 5, 8, 20)
+        self.assertEqual(ticket.response_escalation, 'at_risk')
+        self.assertEqual(ticket.response_notified, 'at_risk')
+        self.assertEqual(len(notices(tech)), 1)
+        self.assertEqual(len(notices(admin)), 1)
+        self.assertIn(str(ticket.id), notices(admin)[0][1])
+        ticket = run(2026, 12, 5, 8, 25)
+        self.assertEqual(len(notices(tech)), 1)
+        # Sunday: breached, logged, nobody woken up
+        ticket = run(2026, 12, 6, 10, 0)
+        self.assertEqual(ticket.response_escalation, 'breached')
+        self.assertEqual(ticket.response_notified, 'at_risk')
+        self.assertEqual(len(notices(tech)), 1)
+        ticket = run(2026, 12, 7, 8, 5)
+        self.assertEqual(ticket.response_notified, 'breached')
+        self.assertEqual(len(notices(tech)), 2)
+        self.assertEqual(len(notices(admin)), 2)
+        ticket = run(2026, 12, 7, 9, 0)
+        self.assertEqual(len(notices(tech)), 2)
+        kinds = [a.kind for a in ticket.activities]
+        self.assertEqual(kinds.count('response_at_risk'), 1)
+        self.assertEqual(kinds.count('response_breached'), 1)
+        # Monday 08:00 in Nairobi: its branch opens
+        ticket = run(2026, 12, 7, 12, 0)
+        self.assertEqual(len(notices(tech)), 2)
+        # Nairobi's admin hears of Nairobi's ticket only
+        nbo_notices = notices(nbo['users'][ADMIN])
+        self.assertTrue(nbo_notices)
+        self.assertTrue(all(str(ticket.id) not in r for _, r in nbo_notices))
+        self.assertEqual(Ticket(nairobi.id).response_escalation, 'breached')
+
+        # the workload of the branch's technicians
+        with as_user(admin, bdg['company']):
+            rows = Workload.search([])
+            self.assertEqual({r.user for r in rows}, {tech})
+            self.assertEqual(rows[0].breached, 1)
+            self.assertEqual(rows[0].company, bdg['company'])
