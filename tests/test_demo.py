@@ -439,6 +439,47 @@ def test_demo_pays_online_and_reconnects(demo):
     _pay_online(demo, client, session, 'WSTL', 'sim3', 'mpesa')
 
 
+def _fault(demo, router, mode=None):
+    base = 'http://127.0.0.1:%d/routers/%s/fault' % (
+        demo.router_control_port, router)
+    if mode:
+        answer = requests.post(base, json={'mode': mode}, timeout=10)
+    else:
+        answer = requests.delete(base, timeout=10)
+    answer.raise_for_status()
+
+
+def test_demo_runs_the_cron(demo):
+    """The demo runs trytond-cron: a change made while a router was down
+    reaches it when it is back, with nobody pressing Sync"""
+    url, login, password = demo
+    client = RPCClient(url, 'isp_demo')
+    client.login(login, password)
+    service, = client.call('model.isp.service.search_read',
+        [('state', '=', 'active'), ('router.code', '=', 'CKP')],
+        0, 1, [('id', 'ASC')], ['username'])
+    _fault(demo, 'sim1', 'down')
+    try:
+        client.call('model.isp.service.isolate', [service['id']])
+        state, = client.call('model.isp.service.read', [service['id']],
+            ['router_state'])
+        assert state['router_state'] in {'pending', 'error'}
+    finally:
+        _fault(demo, 'sim1')
+
+    def synced():
+        state, = client.call('model.isp.service.read', [service['id']],
+            ['router_state'])
+        return state['router_state'] == 'synced'
+    try:
+        assert _wait(synced, timeout=240)
+        assert _secret(demo, 'sim1', service['username'])['profile'] == (
+            'isolir')
+    finally:
+        client.call('model.isp.service.reactivate', [service['id']])
+        assert _wait(synced)
+
+
 def test_demo_prints_no_gateway_key(demo, demo_dir):
     "The fakes' keys are generated per machine and printed nowhere"
     with open(demo_dir / 'gateway-credentials.json') as fp:
