@@ -571,7 +571,8 @@ class TenancyWizardsTestCase(ClassSetupMixin, unittest.TestCase):
         "The ISP models and forms with on_change methods have the guard"
         pool = Pool()
         for name in ['isp.service', 'isp.service.register.start',
-                'isp.router.import.start', 'account.invoice.line']:
+                'isp.router.import.start', 'account.invoice.line',
+                'isp.helpdesk.ticket']:
             self.assertTrue(
                 issubclass(pool.get(name), BranchOnChangeMixin), msg=name)
 
