@@ -353,3 +353,75 @@ class HelpdeskTestCase(ClassSetupMixin, unittest.TestCase):
             self.assertEqual({r.user for r in rows}, {tech})
             self.assertEqual(rows[0].breached, 1)
             self.assertEqual(rows[0].company, bdg['company'])
+
+    @with_transaction()
+    def test_assignment_and_policies(self):
+        """Numbers per branch, manual override, a category change and a
+        24/7 SLA calendar retarget the clocks; the customer's reply resumes
+        a waiting ticket; finance cannot move tickets"""
+        pool = Pool()
+        Ticket = pool.get('isp.helpdesk.ticket')
+        Calendar = pool.get('isp.helpdesk.calendar')
+        Sla = pool.get('isp.helpdesk.sla')
+        data = self.class_data()
+        bdg, nbo = data['bdg'], data['nbo']
+        company = bdg['company']
+        cs = bdg['users'][CS]
+        # Saturday 20:00 WIB: the office is closed until Monday 08:00
+        night = local(WIB, 2026, 12, 5, 20, 0)
+        ticket = open_ticket(bdg, cs, night)
+        nairobi = open_ticket(nbo, nbo['users'][CS], night)
+        self.assertEqual((ticket.number, nairobi.number),
+            ('T-000001', 'T-000001'))
+        self.assertEqual(ticket.response_deadline,
+            local(WIB, 2026, 12, 7, 9, 0))
+
+        # manual override, and a ticket opened with its assignee
+        with as_user(cs, company, night):
+            Ticket.write([ticket], {'assignee': bdg['tech3'].id})
+        ticket = Ticket(ticket.id)
+        self.assertEqual(ticket.assignee, bdg['tech3'])
+        change = [a for a in ticket.activities if a.kind == 'assignee'][-1]
+        self.assertEqual(change.new_value, bdg['tech3'].rec_name)
+        given_ = open_ticket(bdg, cs, night, assignee=bdg['tech2'].id)
+        self.assertEqual((given_.state, given_.assignee),
+            ('assigned', bdg['tech2']))
+
+        # a category change: the Billing targets (120 min to respond)
+        with as_user(cs, company, night):
+            Ticket.write([ticket], {'category': bdg['billing'].id})
+        ticket = Ticket(ticket.id)
+        self.assertEqual(ticket.response_target, 120)
+        self.assertEqual(ticket.response_deadline,
+            local(WIB, 2026, 12, 7, 10, 0))
+
+        # urgent tickets counted 24/7
+        always, = Calendar.create([{
+                    'company': company.id, 'name': "24/7",
+                    'timezone': WIB, 'always_open': True}])
+        urgent, = Sla.search([
+                ('category', '=', bdg['internet'].id),
+                ('priority', '=', 'urgent')])
+        urgent.calendar = always
+        urgent.save()
+        rush = open_ticket(bdg, cs, night, priority='urgent')
+        self.assertEqual(rush.calendar, always)
+        self.assertEqual(rush.response_deadline,
+            night + dt.timedelta(minutes=15))
+
+        # waiting, then the customer answers
+        tech = rush.assignee
+        with as_user(tech, company, night):
+            Ticket.wait([rush])
+        post(rush, cs, company, night + dt.timedelta(hours=1), "Done",
+            kind='customer')
+        rush = Ticket(rush.id)
+        self.assertEqual(rush.state, 'in_progress')
+        self.assertEqual(rush.pauses[0].end, night + dt.timedelta(hours=1))
+        self.assertEqual(rush.resolution_deadline,
+            night + dt.timedelta(hours=3))
+
+        with as_user(bdg['users']['group_isp_finance'], company):
+            with self.assertRaises(AccessError):
+                Ticket.resolve([rush])
+        self.assertEqual(Ticket(rush.id).state, 'in_progress')

@@ -4,11 +4,14 @@
 Nairobi, and properties over random calendars, starts, targets and pauses
 checked against a minute-by-minute count."""
 import datetime as dt
+import os
+import tempfile
 import unittest
 from zoneinfo import ZoneInfo
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from trytond.modules.isp_helpdesk.sla import (
     Calendar,
@@ -152,6 +155,12 @@ def calendars(draw):
     return Calendar(zone, week, holidays)
 
 
+# hypothesis's caches out of the checkout
+set_hypothesis_home_dir(os.path.join(tempfile.gettempdir(), 'isp-hypothesis'))
+#: deterministic examples (the same on every run and backend), no example
+#: database written in the checkout
+QUICK = {'deadline': None, 'database': None, 'derandomize': True}
+
 starts = st.datetimes(dt.datetime(2026, 12, 1), dt.datetime(2026, 12, 12))
 whole_minutes = starts.map(lambda d: d.replace(second=0, microsecond=0))
 
@@ -172,7 +181,7 @@ def pauses(draw, start):
 class SlaPropertiesTestCase(unittest.TestCase):
     "Properties of the clock over random calendars"
 
-    @settings(max_examples=300, deadline=None)
+    @settings(max_examples=200, **QUICK)
     @given(calendars(), starts, st.integers(0, 5000), st.data())
     def test_round_trip(self, calendar, start, minutes, data):
         "elapsed(start, deadline(start, m)) == m, the deadline open"
@@ -194,7 +203,7 @@ class SlaPropertiesTestCase(unittest.TestCase):
             self.assertFalse(any(s <= tick < (e or dt.datetime.max)
                     for s, e in ps))
 
-    @settings(max_examples=200, deadline=None)
+    @settings(max_examples=133, **QUICK)
     @given(calendars(), starts, st.integers(0, 3000),
         st.integers(0, 3000), st.data())
     def test_monotonic(self, calendar, start, m1, m2, data):
@@ -209,7 +218,7 @@ class SlaPropertiesTestCase(unittest.TestCase):
             if low < high:
                 self.assertLess(d_low, d_high)
 
-    @settings(max_examples=60, deadline=None,
+    @settings(max_examples=40, **QUICK,
         suppress_health_check=[HealthCheck.too_slow])
     @given(calendars(), whole_minutes, st.integers(0, 3 * 1440), st.data())
     def test_elapsed_counts_minutes(self, calendar, start, span, data):
@@ -221,7 +230,7 @@ class SlaPropertiesTestCase(unittest.TestCase):
         self.assertEqual(elapsed(start, end, calendar, ps),
             brute_minutes(start, end, calendar, ps))
 
-    @settings(max_examples=150, deadline=None)
+    @settings(max_examples=100, **QUICK)
     @given(calendars(), starts, st.integers(0, 2000), st.integers(0, 2000))
     def test_additive(self, calendar, start, m1, m2):
         "Counting m1 then m2 more is counting m1 + m2"
@@ -229,7 +238,7 @@ class SlaPropertiesTestCase(unittest.TestCase):
         self.assertEqual(deadline(first, m2, calendar),
             deadline(start, m1 + m2, calendar))
 
-    @settings(max_examples=150, deadline=None)
+    @settings(max_examples=100, **QUICK)
     @given(calendars(), starts, st.integers(1, 2000), st.data())
     def test_pause_only_delays(self, calendar, start, minutes, data):
         "A pause (then resume) never brings the deadline earlier"
