@@ -793,9 +793,23 @@ class Ticket(
         Notification.create(to_create)
 
 
-class TicketPause(ModelSQL, ModelView):
+class _TicketChild:
+    "A line of a ticket (pause, message, activity): indexed by ticket"
+    __slots__ = ()
+    _order_field = 'date'
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        t = cls.__table__()
+        cls._sql_indexes.add(Index(t, (t.ticket, Index.Equality())))
+        cls._order = [(cls._order_field, 'ASC'), ('id', 'ASC')]
+
+
+class TicketPause(_TicketChild, ModelSQL, ModelView):
     "ISP Helpdesk Ticket Pause"
     __name__ = 'isp.helpdesk.ticket.pause'
+    _order_field = 'start'
 
     ticket = fields.Many2One(
         'isp.helpdesk.ticket', "Ticket", required=True, ondelete='CASCADE')
@@ -803,15 +817,8 @@ class TicketPause(ModelSQL, ModelView):
     end = fields.DateTime("End", readonly=True)
     reason = fields.Selection(STATES, "Reason", readonly=True)
 
-    @classmethod
-    def __setup__(cls):
-        super().__setup__()
-        t = cls.__table__()
-        cls._sql_indexes.add(Index(t, (t.ticket, Index.Equality())))
-        cls._order = [('start', 'ASC'), ('id', 'ASC')]
 
-
-class TicketMessage(ModelSQL, ModelView):
+class TicketMessage(_TicketChild, ModelSQL, ModelView):
     "ISP Helpdesk Ticket Message"
     __name__ = 'isp.helpdesk.ticket.message'
 
@@ -833,13 +840,6 @@ class TicketMessage(ModelSQL, ModelView):
     notification = fields.Many2One(
         'isp.message', "Notification", readonly=True, ondelete='SET NULL',
         help="The message sent to the subscriber.")
-
-    @classmethod
-    def __setup__(cls):
-        super().__setup__()
-        t = cls.__table__()
-        cls._sql_indexes.add(Index(t, (t.ticket, Index.Equality())))
-        cls._order = [('date', 'ASC'), ('id', 'ASC')]
 
     @classmethod
     def default_kind(cls):
@@ -953,7 +953,7 @@ class TicketMessage(ModelSQL, ModelView):
             cls.write(*to_write)
 
 
-class TicketActivity(ModelSQL, ModelView):
+class TicketActivity(_TicketChild, ModelSQL, ModelView):
     "ISP Helpdesk Ticket Activity"
     __name__ = 'isp.helpdesk.ticket.activity'
 
@@ -977,13 +977,6 @@ class TicketActivity(ModelSQL, ModelView):
             ], "Kind", readonly=True)
     old_value = fields.Char("Old Value", readonly=True)
     new_value = fields.Char("New Value", readonly=True)
-
-    @classmethod
-    def __setup__(cls):
-        super().__setup__()
-        t = cls.__table__()
-        cls._sql_indexes.add(Index(t, (t.ticket, Index.Equality())))
-        cls._order = [('date', 'ASC'), ('id', 'ASC')]
 
     @classmethod
     def event(cls, ticket, kind, new_value, old_value=None):
