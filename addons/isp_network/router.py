@@ -466,14 +466,30 @@ class Router(InputGuardMixin, DeactivableMixin, ModelSQL, ModelView):
 
     @classmethod
     def sync_all(cls):
-        "Cron: sync every active router of the context company"
+        """Cron: queue one sync task per active router of the context
+        company; each runs in its own transaction and commits on its own,
+        so a dead router never holds back the others' results.  A router
+        that failed waits for its `next_attempt` (backoff)."""
         context = Transaction().context
-        domain = []
+        now = dt.datetime.now()
+        domain = ['OR',
+            ('next_attempt', '=', None),
+            ('next_attempt', '<=', now),
+            ]
         if context.get('company'):
-            domain.append(('company', '=', context['company']))
+            domain = [domain, ('company', '=', context['company'])]
         routers = cls.search(domain)
-        if routers:
-            cls.sync(routers)
+        # Without a worker (SQLite) the tasks run one after the other after
+        # the commit, the last queued first: queue the routers that failed
+        # before first so that they run last.
+        routers.sort(key=lambda r: (-(r.failures or 0), -r.id))
+        for router in routers:
+            cls.__queue__.sync_router(router)
+
+    def sync_router(self):
+        "Queue task: sync this router alone (see `sync_all`)"
+        if self.active:
+            self.__class__.sync([self])
 
     @classmethod
     def sync(cls, routers):

@@ -629,6 +629,59 @@ class IspNetworkTestCase(
         self.assertLess(together, alone + 3)
 
     @with_transaction()
+    def test_sync_all_one_task_per_router(self):
+        "The sync cron queues one task per router, the failing one run last"
+        import socket
+        pool = Pool()
+        Router = pool.get('isp.router')
+        Queue = pool.get('ir.queue')
+        sims = [self.sim() for _ in range(2)]
+        dead = socket.socket()
+        dead.bind(('127.0.0.1', 0))
+        dead.listen(4)
+        self.addCleanup(dead.close)
+        company, location = self.branch()
+        with set_company(company):
+            plan = self.plan()
+            healthy = [self.router(s, code=c)
+                for s, c in zip(sims, ['AAA', 'BBB'], strict=True)]
+            for router in healthy:
+                self.register(location, plan, router)
+            host, port = dead.getsockname()
+            failing, later = Router.create([{
+                        'name': code, 'code': code, 'host': host,
+                        'port': port, 'api_password': PASSWORD,
+                        'timeout': 1, 'failures': 1,
+                        'next_attempt': dt.datetime.now()
+                        + dt.timedelta(seconds=seconds)}
+                    for code, seconds in [('DED', -1), ('LTR', 3600)]])
+            transaction = Transaction()
+            transaction.tasks.clear()
+            Router.sync_all()
+            tasks = list(transaction.tasks)
+            transaction.tasks.clear()
+            queued = Queue.browse(tasks)
+            self.assertEqual({(q.data['method'], q.data['instances'])
+                    for q in queued}, {('sync_router', r.id)
+                    for r in healthy + [failing]})
+            # run as trytond-cron does without a worker: the last first
+            order = []
+            while tasks:
+                task = Queue(tasks.pop())
+                started = time.monotonic()
+                task.run()
+                order.append((task.data['instances'],
+                        time.monotonic() - started))
+            routers = Router.browse(healthy + [failing, later])
+        self.assertEqual([i for i, _ in order][-1], failing.id)
+        for _, seconds in order[:2]:
+            self.assertLess(seconds, 1)
+        self.assertTrue(all(r.last_sync for r in routers[:2]))
+        self.assertEqual(routers[2].failures, 2)
+        self.assertIn('timed out', routers[2].last_error)
+        self.assertIsNone(routers[3].last_error)
+
+    @with_transaction()
     def test_pool_strategies(self):
         "Pools pick the router with fewest services, or in turn; skip down"
         pool = Pool()
