@@ -181,7 +181,7 @@ def pauses(draw, start):
 class SlaPropertiesTestCase(unittest.TestCase):
     "Properties of the clock over random calendars"
 
-    @settings(max_examples=200, **QUICK)
+    @settings(max_examples=120, **QUICK)
     @given(calendars(), starts, st.integers(0, 5000), st.data())
     def test_round_trip(self, calendar, start, minutes, data):
         "elapsed(start, deadline(start, m)) == m, the deadline open"
@@ -203,7 +203,7 @@ class SlaPropertiesTestCase(unittest.TestCase):
             self.assertFalse(any(s <= tick < (e or dt.datetime.max)
                     for s, e in ps))
 
-    @settings(max_examples=133, **QUICK)
+    @settings(max_examples=80, **QUICK)
     @given(calendars(), starts, st.integers(0, 3000),
         st.integers(0, 3000), st.data())
     def test_monotonic(self, calendar, start, m1, m2, data):
@@ -230,7 +230,7 @@ class SlaPropertiesTestCase(unittest.TestCase):
         self.assertEqual(elapsed(start, end, calendar, ps),
             brute_minutes(start, end, calendar, ps))
 
-    @settings(max_examples=100, **QUICK)
+    @settings(max_examples=60, **QUICK)
     @given(calendars(), starts, st.integers(0, 2000), st.integers(0, 2000))
     def test_additive(self, calendar, start, m1, m2):
         "Counting m1 then m2 more is counting m1 + m2"
@@ -238,7 +238,7 @@ class SlaPropertiesTestCase(unittest.TestCase):
         self.assertEqual(deadline(first, m2, calendar),
             deadline(start, m1 + m2, calendar))
 
-    @settings(max_examples=100, **QUICK)
+    @settings(max_examples=60, **QUICK)
     @given(calendars(), starts, st.integers(1, 2000), st.data())
     def test_pause_only_delays(self, calendar, start, minutes, data):
         "A pause (then resume) never brings the deadline earlier"
