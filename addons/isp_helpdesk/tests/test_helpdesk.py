@@ -425,3 +425,43 @@ class HelpdeskTestCase(ClassSetupMixin, unittest.TestCase):
             with self.assertRaises(AccessError):
                 Ticket.resolve([rush])
         self.assertEqual(Ticket(rush.id).state, 'in_progress')
+
+    @with_transaction()
+    def test_always_open_notifies_at_night_and_attachments(self):
+        """A 24/7 SLA calendar escalates and notifies at night; a ticket's
+        attachment is its branch's only"""
+        pool = Pool()
+        Ticket = pool.get('isp.helpdesk.ticket')
+        Calendar = pool.get('isp.helpdesk.calendar')
+        Sla = pool.get('isp.helpdesk.sla')
+        Notification = pool.get('res.notification')
+        Attachment = pool.get('ir.attachment')
+        data = self.class_data()
+        bdg, nbo = data['bdg'], data['nbo']
+        company = bdg['company']
+        cs = bdg['users'][CS]
+        always, = Calendar.create([{
+                    'company': company.id, 'name': "24/7",
+                    'timezone': WIB, 'always_open': True}])
+        Sla.write(Sla.search([('category', '=', bdg['internet'].id),
+                    ('priority', '=', 'urgent')]), {'calendar': always.id})
+        night = local(WIB, 2026, 12, 5, 22, 0)
+        ticket = open_ticket(bdg, cs, night, priority='urgent')
+        with Transaction().set_context(
+                _isp_helpdesk_now=night + dt.timedelta(minutes=20)):
+            Ticket.escalate()
+        ticket = Ticket(ticket.id)
+        self.assertEqual(ticket.response_escalation, 'breached')
+        self.assertEqual(ticket.response_notified, 'breached')
+        self.assertEqual(Notification.search([
+                    ('user', '=', ticket.assignee.id)], count=True), 1)
+
+        with as_user(cs, company):
+            attachment, = Attachment.create([{
+                        'name': 'router.jpg', 'resource': str(ticket),
+                        'data': b'\xff\xd8photo'}])
+        for group in [CS, TECH]:
+            with self.subTest(group=group):
+                with as_user(nbo['users'][group], nbo['company']):
+                    with self.assertRaises(AccessError):
+                        Attachment.read([attachment.id], ['data'])
