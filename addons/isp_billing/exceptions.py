@@ -17,3 +17,7 @@ class PaymentGatewayError(UserError):
 
 class PaymentOnlineError(UserError):
     "A document cannot be paid online as asked"
+
+
+class PlanChangeRequestError(UserError):
+    "A plan change request cannot be made or approved"

@@ -158,3 +158,60 @@ def untranslated(web_directory, language='id'):
         catalog = read_po(fp)
     return sorted(m for m in found
         if not (catalog.get(m) and catalog.get(m).string))
+
+
+#: Debian's chromium for the Playwright tests, and its options
+CHROMIUM = '/usr/bin/chromium'
+CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu',
+    '--disable-background-networking', '--no-first-run',
+    '--disable-component-update', '--disable-sync']
+
+
+def browser_route(wsgi, failures, follow=False):
+    """A Playwright route handler (``page.route('**/*', handler)``) that
+    answers every request of the browser with trytond's WSGI application
+    through `wsgi` (a werkzeug test client without cookies: the browser
+    keeps them), headers (cookies, Content-Security-Policy) included; an
+    exception is appended to `failures` and the request aborted.  No server
+    needed.  `follow`: redirects are followed here (with the cookies they
+    set) and the last answer given: Chromium does not always hand the
+    request of a fulfilled redirect to the route."""
+    import http.cookies
+    import urllib.parse
+
+    def fetch(method, url, headers, data):
+        url = urllib.parse.urlsplit(url)
+        return wsgi.open(
+            url.path + ('?' + url.query if url.query else ''),
+            method=method, headers=headers, data=data,
+            base_url='%s://%s' % (url.scheme, url.netloc))
+
+    def answer(route, request):
+        headers = {k: v for k, v in request.headers.items()
+            if k.lower() not in {'host', 'content-length'}}
+        response = fetch(request.method, request.url, headers,
+            request.post_data_buffer or b'')
+        cookies = response.headers.getlist('Set-Cookie')
+        url = request.url
+        while follow and response.status_code in {301, 302, 303, 307}:
+            jar = http.cookies.SimpleCookie(headers.get('cookie', ''))
+            for cookie in cookies:
+                jar.load(cookie)
+            headers['cookie'] = '; '.join('%s=%s' % (k, m.value)
+                for k, m in jar.items() if m.value)
+            url = urllib.parse.urljoin(url, response.headers['Location'])
+            response = fetch('GET', url, headers, b'')
+            cookies += response.headers.getlist('Set-Cookie')
+        route.fulfill(status=response.status_code,
+            headers={k: v for k, v in response.headers.items()
+                if k.lower() != 'content-length'} | {
+                'set-cookie': '\n'.join(cookies)},
+            body=response.get_data())
+
+    def serve(route, request):
+        try:
+            answer(route, request)
+        except Exception as exception:
+            failures.append(repr(exception))
+            route.abort()
+    return serve

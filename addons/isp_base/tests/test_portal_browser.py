@@ -10,19 +10,21 @@ the login form behave as served.  Screenshots: docs/img/portal-*.png."""
 import os
 import pathlib
 import unittest
-import urllib.parse
 
 from trytond.protocols.wrappers import Response
 from trytond.tests.test_tryton import DB_NAME, RouteTestCase
 from trytond.wsgi import app
 from werkzeug.test import Client
 
-from .portal_tools import PASSWORD, create_branch, create_subscriber
+from .portal_tools import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    PASSWORD,
+    browser_route,
+    create_branch,
+    create_subscriber,
+)
 
-CHROMIUM = '/usr/bin/chromium'
-CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu',
-    '--disable-background-networking', '--no-first-run',
-    '--disable-component-update', '--disable-sync']
 HOST = 'bandung.portal.test'
 IMG = pathlib.Path(__file__).resolve().parents[3] / 'docs' / 'img'
 SIZES = {'phone': (360, 740), 'desktop': (1280, 800)}
@@ -48,27 +50,7 @@ class PortalBrowserTestCase(RouteTestCase):
 
     def serve(self, route, request):
         "Answer the browser's request with trytond's WSGI application"
-        try:
-            self._serve(route, request)
-        except Exception as exception:
-            self.failures.append(repr(exception))
-            route.abort()
-
-    def _serve(self, route, request):
-        url = urllib.parse.urlsplit(request.url)
-        headers = {k: v for k, v in request.headers.items()
-            if k.lower() not in {'host', 'content-length'}}
-        response = self.wsgi.open(
-            url.path + ('?' + url.query if url.query else ''),
-            method=request.method, headers=headers,
-            data=request.post_data_buffer or b'',
-            base_url='%s://%s' % (url.scheme, url.netloc))
-        answer = [(k, v) for k, v in response.headers.items()
-            if k.lower() != 'content-length']
-        route.fulfill(status=response.status_code,
-            headers=dict(answer) | {'set-cookie': '\n'.join(
-                    response.headers.getlist('Set-Cookie'))},
-            body=response.get_data())
+        browser_route(self.wsgi, self.failures)(route, request)
 
     def test_login_page(self):
         "Phone and desktop, Indonesian and English: layout, CSS, login"

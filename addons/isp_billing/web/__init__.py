@@ -2,4 +2,4 @@
 # this repository contains the full copyright notices and license terms.
 """isp_billing's pages of the customer portal (see docs/portal.md): the
 routes are registered at import."""
-from . import pages  # noqa: F401
+from . import pages, plan  # noqa: F401
