@@ -806,6 +806,26 @@ def test_api_ssl():
         connect(router).close()
 
 
+def test_api_ssl_without_certificate():
+    "api-ssl with certificate=none: only the anonymous suites"
+    with sim.Router(password=PASSWORD, ssl=True,
+            ssl_certificate=False) as router:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        with pytest.raises(ssl.SSLError):
+            connect(router, port=router.ssl_port,
+                ssl_wrapper=context.wrap_socket)
+        anonymous = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        anonymous.check_hostname = False
+        anonymous.verify_mode = ssl.CERT_NONE
+        anonymous.set_ciphers('ADH:@SECLEVEL=0')
+        api = connect(router, port=router.ssl_port,
+            ssl_wrapper=anonymous.wrap_socket)
+        assert api.protocol.transport.sock.getpeercert(True) is None
+        api.close()
+
+
 # -- scale -------------------------------------------------------------------
 
 def test_bulk_seed_and_print(router, api):

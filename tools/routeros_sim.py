@@ -1612,16 +1612,24 @@ def _dh_params_file():
     return path
 
 
-def _server_ssl_context(certfile=None, keyfile=None, anonymous=True):
+def _server_ssl_context(certfile=None, keyfile=None, anonymous=True,
+        certificate=True):
     """TLS context of the API-SSL listener.
 
     With ``anonymous`` the anonymous DH suites are offered too (TLS 1.2),
     like a RouterOS API-SSL service without a certificate, so clients using
     ``ctx.set_ciphers('ADH:@SECLEVEL=0')`` connect as they do to a router.
+    Without ``certificate`` only those are offered (``/ip service`` api-ssl
+    with ``certificate=none``, RouterOS' default).
     """
+    context = ssl_lib.SSLContext(ssl_lib.PROTOCOL_TLS_SERVER)
+    if not certificate:
+        context.maximum_version = ssl_lib.TLSVersion.TLSv1_2
+        context.set_ciphers('ADH:AECDH:@SECLEVEL=0')
+        context.load_dh_params(_dh_params_file())
+        return context
     if certfile is None:
         certfile, keyfile = self_signed_certificate()
-    context = ssl_lib.SSLContext(ssl_lib.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(certfile, keyfile)
     if anonymous:
         context.set_ciphers('@SECLEVEL=0:DEFAULT:ADH:AECDH')
@@ -1703,6 +1711,9 @@ class Router:
         back and the session stays logged out).
     :param plain_only: refuse the MD5 challenge login (RouterOS >= 6.45.1).
     :param ssl: also open an API-SSL listener on ``ssl_port``.
+    :param ssl_certificate: False for an API-SSL service without a
+        certificate (only the anonymous DH suites, RouterOS' default); by
+        default a self-signed certificate of its own (or ``certfile``).
     :param port: TCP port, 0 for an ephemeral one (read back ``router.port``).
     """
 
@@ -1710,7 +1721,7 @@ class Router:
             password='', *, host='127.0.0.1', port=0, ssl=False, ssl_port=0,
             legacy_login=False, plain_only=False, identity=None,
             board_name=None, architecture_name=None, certfile=None,
-            keyfile=None, uptime=0):
+            keyfile=None, uptime=0, ssl_certificate=True):
         self.name = name
         self.version = normalize_version(version)
         self.version_info = parse_version(self.version)
@@ -1724,6 +1735,7 @@ class Router:
         self.plain_only = plain_only
         self.certfile = certfile
         self.keyfile = keyfile
+        self.ssl_certificate = ssl_certificate
         board = _BOARDS[7 if self.major >= 7 else 6]
         self.board_name = board_name or board[0]
         self.architecture_name = architecture_name or board[1]
@@ -1774,7 +1786,8 @@ class Router:
             return self.address
         if self.ssl and self._ssl_context is None:
             self._ssl_context = _server_ssl_context(
-                self.certfile, self.keyfile)
+                self.certfile, self.keyfile,
+                certificate=self.ssl_certificate)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._run_loop, args=(self._loop,),

@@ -55,6 +55,9 @@ class RouterSettings:
     username: str
     password: str
     use_ssl: bool = False
+    # the trusted SHA-256 fingerprint of the API-SSL certificate, its CA
+    ssl_fingerprint: str = None
+    ssl_ca: str = None
     timeout: float = 10
     login_method: str = 'auto'
     isolation_method: str = 'profile'
@@ -86,6 +89,8 @@ class RouterResult:
     duration: float = 0
     secret_count: int = None
     active_count: int = None
+    # the API-SSL certificate's fingerprint seen
+    fingerprint: str = None
     # secrets on the router that no service of the product asks for and
     # that the sync left in place (staff VPNs, not yet imported, policy keep)
     extra_names: list = None
@@ -144,6 +149,7 @@ def talk(settings, result, work):
     except Unreachable as exception:
         result.error = str(exception)
     else:
+        result.fingerprint = client.fingerprint
         with client:
             try:
                 work(client)
@@ -159,7 +165,8 @@ def open_client(settings):
     return connect(
         settings.host, settings.username, settings.password,
         port=settings.port, use_ssl=settings.use_ssl,
-        timeout=settings.timeout, login_method=settings.login_method)
+        timeout=settings.timeout, login_method=settings.login_method,
+        ssl_fingerprint=settings.ssl_fingerprint, ssl_ca=settings.ssl_ca)
 
 
 # what the product's API user needs: `sensitive` to read the secrets'

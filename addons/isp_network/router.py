@@ -87,6 +87,18 @@ class Router(InputGuardMixin, DeactivableMixin, ModelSQL, ModelView):
         help="The API port: 8728, or 8729 for API-SSL.")
     use_ssl = fields.Boolean(
         "API-SSL", help="Check to talk to the router over TLS (api-ssl).")
+    ssl_fingerprint = fields.Char(
+        "Certificate Fingerprint", strip=True,
+        states={'invisible': ~Eval('use_ssl')},
+        help="The SHA-256 fingerprint of the router's API-SSL certificate "
+        "the product trusts: recorded at the first connection (trust on "
+        "first use); a router presenting another certificate is refused.  "
+        "Clear it after replacing the router's certificate on purpose.")
+    ssl_ca = fields.Text(
+        "CA Certificate",
+        states={'invisible': ~Eval('use_ssl')},
+        help="Optional: the PEM certificate of the CA that signed the "
+        "router's certificate, checked as well.")
     api_username = fields.Char(
         "API User", required=True, strip=True,
         help="The RouterOS user the product logs in with.")
@@ -308,7 +320,7 @@ class Router(InputGuardMixin, DeactivableMixin, ModelSQL, ModelView):
                 'secret_count', 'active_count', 'extra_secret_count',
                 'extra_secrets', 'last_sync',
                 'last_sync_duration', 'last_contact', 'last_error',
-                'next_attempt', 'services', 'logs']:
+                'next_attempt', 'services', 'logs', 'ssl_fingerprint']:
             default.setdefault(name, None)
         default.setdefault('failures', 0)
         return super().copy(routers, default=default)
@@ -326,6 +338,8 @@ class Router(InputGuardMixin, DeactivableMixin, ModelSQL, ModelView):
                 username=router.api_username, password=router.api_password,
                 use_ssl=bool(router.use_ssl), timeout=router.timeout or 10,
                 login_method=router.login_method or 'auto',
+                ssl_fingerprint=router.ssl_fingerprint or None,
+                ssl_ca=router.ssl_ca or None,
                 isolation_method=router.isolation_method,
                 isolation_address_list=router.isolation_address_list,
                 unknown_secrets=router.unknown_secrets,
@@ -385,10 +399,11 @@ class Router(InputGuardMixin, DeactivableMixin, ModelSQL, ModelView):
         for router in routers:
             settings = router.get_settings()
             started = time.monotonic()
-            health = error = None
+            health = error = fingerprint = None
             notes, problems = [], []
             try:
                 with open_client(settings) as client:
+                    fingerprint = client.fingerprint
                     try:
                         health = read_health(client)
                     except routeros.CommandError as exception:
@@ -400,6 +415,7 @@ class Router(InputGuardMixin, DeactivableMixin, ModelSQL, ModelView):
                 error = str(exception)
             router._record_contact(health, error)
             router.last_sync_duration = round(time.monotonic() - started, 3)
+            logs.extend(router._trust_certificate(fingerprint))
             if not error:
                 notes.insert(0, gettext('isp_network.msg_router_connected',
                         version=(health or {}).get('version') or '?'))
@@ -409,6 +425,19 @@ class Router(InputGuardMixin, DeactivableMixin, ModelSQL, ModelView):
                     message=error or '\n'.join(notes + problems)))
         cls.save(routers)
         Log.save(logs)
+
+    def _trust_certificate(self, fingerprint):
+        """Record the API-SSL certificate seen at the first connection
+        (trust on first use); return the log entries"""
+        pool = Pool()
+        Log = pool.get('isp.router.log')
+        if not self.use_ssl or not fingerprint or self.ssl_fingerprint:
+            return []
+        self.ssl_fingerprint = fingerprint
+        return [Log(router=self, company=self.company, action='ssl_trust',
+                outcome='success', message=gettext(
+                    'isp_network.msg_router_certificate_trusted',
+                    fingerprint=fingerprint))]
 
     def _check_policies(self, client, settings):
         "The problems of the API user's policies, as messages"
@@ -587,11 +616,12 @@ class Router(InputGuardMixin, DeactivableMixin, ModelSQL, ModelView):
             result.health, result.error if unreachable or not result.ok
             else None)
         self.last_sync_duration = round(result.duration, 3)
+        trusted = self._trust_certificate(result.fingerprint)
         if full and result.ok:
             self.last_sync = now
             self.secret_count = result.secret_count
             self.active_count = result.active_count
-        logs = []
+        logs = trusted
         if full and result.extra_names is not None:
             names = '\n'.join(result.extra_names)
             if names != (self.extra_secrets or '') and names:

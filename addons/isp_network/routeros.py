@@ -9,6 +9,7 @@ before 6.43), and maps every failure to two exceptions: `Unreachable`
 (network, login, timeout: the router may be fine later) and `CommandError`
 (the router refused a command).  It needs no database.
 """
+import hashlib
 import re
 import socket
 import ssl
@@ -70,26 +71,85 @@ def _login(api, username, password, method):
             '=response=%s' % encode_password(challenge, password)))
 
 
-def _ssl_wrapper(host):
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    # routers without a certificate only offer anonymous DH suites
-    context.set_ciphers('DEFAULT:ADH:@SECLEVEL=0')
-    return lambda sock: context.wrap_socket(sock, server_hostname=host)
+class CertificateError(Unreachable):
+    "The router's API-SSL certificate is not the one trusted"
+
+
+def fingerprint(der):
+    "The SHA-256 fingerprint of a DER certificate, as AA:BB:..."
+    digest = hashlib.sha256(der).hexdigest().upper()
+    return ':'.join(digest[i:i + 2] for i in range(0, len(digest), 2))
+
+
+def normalize_fingerprint(text):
+    "AA:BB:... from a fingerprint written with or without colons"
+    digits = re.sub(r'[^0-9A-Fa-f]', '', text or '').upper()
+    return ':'.join(digits[i:i + 2] for i in range(0, len(digits), 2))
+
+
+class _SSLWrapper:
+    """Wrap the socket in TLS and check the router's certificate: against
+    `ca` (PEM) when given, and against `expected` (a SHA-256 fingerprint)
+    when given; record the one seen in `seen` (trust on first use).  Never
+    anonymous cipher suites: a router without a certificate is refused."""
+
+    def __init__(self, host, expected=None, ca=None):
+        self.host = host
+        self.expected = normalize_fingerprint(expected) or None
+        self.seen = None
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        # routers' certificates name an address or nothing useful
+        context.check_hostname = False
+        if ca:
+            context.verify_mode = ssl.CERT_REQUIRED
+            context.load_verify_locations(cadata=ca)
+        else:
+            # checked below against the trusted fingerprint
+            context.verify_mode = ssl.CERT_NONE
+        self.context = context
+
+    def __call__(self, sock):
+        try:
+            wrapped = self.context.wrap_socket(
+                sock, server_hostname=self.host)
+        except ssl.SSLCertVerificationError as exception:
+            raise CertificateError(
+                "the router's certificate is not signed by the router's CA "
+                "(%s)" % exception.verify_message) from exception
+        except ssl.SSLError as exception:
+            raise CertificateError(
+                "TLS refused (%s): the router must present a certificate on "
+                "api-ssl (anonymous TLS is not accepted)" % (
+                    exception.reason or exception)) from exception
+        der = wrapped.getpeercert(binary_form=True)
+        if not der:
+            wrapped.close()
+            raise CertificateError(
+                "the router presents no certificate on api-ssl")
+        self.seen = fingerprint(der)
+        if self.expected and self.seen != self.expected:
+            wrapped.close()
+            raise CertificateError(
+                "the router's certificate changed: its fingerprint is %s, "
+                "the trusted one %s; if the router's certificate was "
+                "replaced on purpose, clear the trusted fingerprint" % (
+                    self.seen, self.expected))
+        return wrapped
 
 
 def connect(host, username, password, port=None, use_ssl=False, timeout=10,
-        login_method='auto'):
-    "Return a logged in `Client` or raise `Unreachable`"
+        login_method='auto', ssl_fingerprint=None, ssl_ca=None):
+    """Return a logged in `Client` or raise `Unreachable`.  With `use_ssl`
+    the router's certificate is verified against `ssl_ca` and/or
+    `ssl_fingerprint`; the client's `fingerprint` is the one seen."""
     if port is None:
         port = DEFAULT_SSL_PORT if use_ssl else DEFAULT_PORT
     password = '' if password is None else str(password)
+    wrapper = _SSLWrapper(host, ssl_fingerprint, ssl_ca) if use_ssl else None
     try:
         api = librouteros.connect(
             host, username or '', password, port=port, timeout=timeout,
-            subclass=RawApi, encoding='utf-8',
-            ssl_wrapper=_ssl_wrapper(host) if use_ssl else None,
+            subclass=RawApi, encoding='utf-8', ssl_wrapper=wrapper,
             login_method=lambda api, user, pwd: _login(
                 api, user, pwd, login_method))
     except TrapError as exception:
@@ -97,7 +157,9 @@ def connect(host, username, password, port=None, use_ssl=False, timeout=10,
     except (OSError, LibRouterosError, ValueError, KeyError,
             IndexError) as exception:
         raise Unreachable(_describe(exception)) from exception
-    return Client(api)
+    client = Client(api)
+    client.fingerprint = wrapper.seen if wrapper else None
+    return client
 
 
 def _describe(exception):
@@ -115,6 +177,8 @@ class Client:
     def __init__(self, api):
         self.api = api
         self.commands = 0
+        # the SHA-256 fingerprint of the router's API-SSL certificate
+        self.fingerprint = None
 
     def __enter__(self):
         return self

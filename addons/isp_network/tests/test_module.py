@@ -682,6 +682,59 @@ class IspNetworkTestCase(
         self.assertIsNone(routers[3].last_error)
 
     @with_transaction()
+    def test_api_ssl_certificate(self):
+        "API-SSL: trust on first use, a changed certificate or none refused"
+        import ssl
+
+        from trytond.modules.isp_network.routeros import fingerprint
+        pool = Pool()
+        Router = pool.get('isp.router')
+        Log = pool.get('isp.router.log')
+        from tools.routeros_sim import self_signed_certificate
+        certfile, keyfile = self_signed_certificate.__wrapped__()
+        first = self.sim(ssl=True)
+        other = self.sim(ssl=True, certfile=certfile, keyfile=keyfile)
+        anonymous = self.sim(ssl=True, ssl_certificate=False)
+        pems = {sim: ssl.get_server_certificate(('127.0.0.1', sim.ssl_port))
+            for sim in [first, other]}
+        company, _ = self.branch()
+        with set_company(company):
+            router = self.router(first, use_ssl=True, port=first.ssl_port)
+            Router.test_connection([router])
+            self.assertTrue(router.reachable)
+            self.assertEqual(router.ssl_fingerprint, fingerprint(
+                    ssl.PEM_cert_to_DER_cert(pems[first])))
+            self.assertTrue(Log.search([('action', '=', 'ssl_trust')]))
+            Router.sync([router])
+            self.assertTrue(router.reachable)
+            # another certificate on the same address: refused
+            router.port = other.ssl_port
+            router.save()
+            Router.sync([router])
+            self.assertFalse(router.reachable)
+            self.assertIn("certificate changed", router.last_error)
+            self.assertEqual(router.ssl_fingerprint, fingerprint(
+                    ssl.PEM_cert_to_DER_cert(pems[first])))
+            # no certificate (anonymous DH only): refused
+            bare = self.router(anonymous, code='ANO', use_ssl=True,
+                port=anonymous.ssl_port)
+            Router.test_connection([bare])
+            self.assertFalse(bare.reachable)
+            self.assertIn('anonymous', bare.last_error)
+            self.assertFalse(bare.ssl_fingerprint)
+            # a CA: the router's certificate must be signed by it
+            signed = self.router(other, code='SGN', use_ssl=True,
+                port=other.ssl_port, ssl_ca=pems[other])
+            Router.test_connection([signed])
+            self.assertTrue(signed.reachable)
+            signed.port = first.ssl_port
+            signed.ssl_fingerprint = None
+            signed.save()
+            Router.test_connection([signed])
+            self.assertFalse(signed.reachable)
+            self.assertIn('not signed', signed.last_error)
+
+    @with_transaction()
     def test_pool_strategies(self):
         "Pools pick the router with fewest services, or in turn; skip down"
         pool = Pool()
