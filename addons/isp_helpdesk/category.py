@@ -44,6 +44,10 @@ class Category(BranchValuesMixin, DeactivableMixin, ModelSQL, ModelView):
         "(the least loaded first).")
     slas = fields.One2Many(
         'isp.helpdesk.sla', 'category', "SLA Targets")
+    inbound = fields.Boolean(
+        "Inbound Default",
+        help="New tickets from WhatsApp go to this category (else the "
+        "branch's first one).")
     at_risk_share = fields.Numeric(
         "At Risk Share", digits=(3, 2), required=True,
         help="A ticket is at risk when less than this share of its "
@@ -68,6 +72,10 @@ class Category(BranchValuesMixin, DeactivableMixin, ModelSQL, ModelView):
     @staticmethod
     def default_company():
         return Transaction().context.get('company')
+
+    @classmethod
+    def default_inbound(cls):
+        return False
 
     @classmethod
     def default_at_risk_share(cls):

@@ -114,6 +114,11 @@ class Ticket(
     channel = fields.Selection(
         CHANNELS, "Channel", required=True,
         states={'readonly': Eval('id', -1) >= 0})
+    contact = fields.Char("Contact", states=_RO,
+        help="The number or address the ticket came from.")
+    to_review = fields.Boolean("To Review",
+        help="Opened from an unknown number: find the subscriber, then "
+        "clear it.")
     subject = fields.Char("Subject", required=True, states=_RO)
     description = fields.Text("Description", states=_RO)
     state = fields.Selection(STATES, "State", readonly=True, required=True,
@@ -236,6 +241,10 @@ class Ticket(
     @classmethod
     def default_channel(cls):
         return 'staff'
+
+    @classmethod
+    def default_to_review(cls):
+        return False
 
     @classmethod
     def default_opened_at(cls):

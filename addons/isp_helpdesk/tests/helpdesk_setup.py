@@ -63,7 +63,7 @@ def office_hours():
 
 
 def create_helpdesk_branch(name, domain, timezone, code, intervals,
-        holidays=(), lang=None):
+        holidays=(), lang=None, whatsapp=None):
     """A branch in `timezone` with a calendar, a category "Internet" with
     SLA targets, two technicians in its team, a subscriber, and a user of
     each branch group"""
@@ -115,7 +115,7 @@ def create_helpdesk_branch(name, domain, timezone, code, intervals,
                                     }])],
                     }])
         subscriber, _ = create_subscriber(company, "Subscriber %s" % code,
-            email='%s@example.com' % code.lower(), whatsapp=None,
+            email='%s@example.com' % code.lower(), whatsapp=whatsapp,
             lang=lang, portal=False)
     return {
         'company': company, 'calendar': calendar, 'internet': internet,
@@ -128,10 +128,12 @@ def two_branches():
     "Bandung (WIB, office hours, a holiday) and Nairobi (07:00-19:00)"
     bandung = create_helpdesk_branch("Bandung", 'bandung.test',
         'Asia/Jakarta', 'BDG', office_hours(),
-        holidays=[dt.date(2026, 12, 25)], lang='id')
+        holidays=[dt.date(2026, 12, 25)], lang='id',
+        whatsapp='+6281234500001')
     nairobi = create_helpdesk_branch("Nairobi", 'nairobi.test',
         'Africa/Nairobi', 'NBO',
-        hours(*[(d, '07:00', '19:00') for d in '012345']), lang='en')
+        hours(*[(d, '07:00', '19:00') for d in '012345']), lang='en',
+        whatsapp='+254712000001')
     return {'bdg': bandung, 'nbo': nairobi}
 
 
