@@ -237,6 +237,16 @@ def create_invoices(company, party, amount, count=1, date=None):
     return invoices
 
 
+def set_due_date(invoices, date):
+    """Make posted `invoices` due on `date` (their lines to pay, in SQL: a
+    posted move is not written): overdue when `date` is past"""
+    MoveLine = Pool().get('account.move.line')
+    table = MoveLine.__table__()
+    ids = [line.id for invoice in invoices for line in invoice.lines_to_pay]
+    Transaction().connection.cursor().execute(*table.update(
+            [table.maturity_date], [date], where=table.id.in_(ids)))
+
+
 def create_gateway(provider, url, company=None, **values):
     "An account of `provider` on the fake at `url`"
     Gateway = Pool().get('isp.payment.gateway')

@@ -30,7 +30,9 @@ from .payment_setup import (
     create_invoices,
     create_plan_and_router,
     run_locked,
+    set_due_date,
 )
+from .test_invoice_report import pdf_text
 
 try:
     from tools.fake_gateways import FakeMidtrans
@@ -116,7 +118,7 @@ class PortalBillingTestCase(RouteTestCase):
                         'bytes_in': 5 * GB, 'bytes_out': 37 * GB,
                         }])
             overdue, = create_invoices(a, siti, 150000)
-            cls._due(overdue, today - dt.timedelta(days=20))
+            set_due_date([overdue], today - dt.timedelta(days=20))
             paid, = create_invoices(a, siti, 90000)
             cls._pay(paid)
             budi_invoice, = create_invoices(a, budi, 120000)
@@ -132,16 +134,6 @@ class PortalBillingTestCase(RouteTestCase):
             'john': john_invoice.id, 'overdue_number': overdue.number,
             'to_pay': to_pay.id,
             }
-
-    @staticmethod
-    def _due(invoice, date):
-        "Make `invoice` due on `date` (its posted move lines, in SQL)"
-        MoveLine = Pool().get('account.move.line')
-        table = MoveLine.__table__()
-        cursor = Transaction().connection.cursor()
-        ids = [line.id for line in invoice.lines_to_pay]
-        cursor.execute(*table.update([table.maturity_date], [date],
-                where=table.id.in_(ids)))
 
     @staticmethod
     def _pay(invoice):
@@ -357,6 +349,9 @@ class PortalBillingTestCase(RouteTestCase):
         invoice_path = INVOICE % self.ids['to_pay']
         self.set_language(client, 'id')
         self.page(client, invoice_path)
+        # the PDF before: the whole amount to pay (and kept for next time)
+        before = pdf_text(client.get(invoice_path + '/pdf').data)
+        self.assertIn('175.000', before.split('Jumlah yang harus')[-1])
         response = client.post(invoice_path + '/pay')
         self.assertEqual(response.status_code, 303,
             response.get_data(as_text=True)[:500])
@@ -379,6 +374,10 @@ class PortalBillingTestCase(RouteTestCase):
                 headers=delivery.headers).status_code, 200)
         body = self.page(client, back)
         self.assertIn('Terima kasih', body)
+        # the PDF follows the payment (never the one kept before)
+        after = pdf_text(client.get(invoice_path + '/pdf').data)
+        self.assertNotEqual(before, after)
+        self.assertNotIn('175.000', after.split('Jumlah yang harus')[-1])
         self.assertIn('data-state="paid"', body)
         self.assertNotIn('/pay"', body)
         # another subscriber's reference on this invoice tells nothing
