@@ -1,6 +1,7 @@
 # This file is part of the ISP suite.  The COPYRIGHT file at the top level of
 # this repository contains the full copyright notices and license terms.
 import datetime as dt
+import json
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -169,6 +170,8 @@ class Router(InputGuardMixin, DeactivableMixin, ModelSQL, ModelView):
     service_count = fields.Function(
         fields.Integer("Services"), 'get_service_count')
     logs = fields.One2Many('isp.router.log', 'router', "Logs", readonly=True)
+    health_history = fields.One2Many(
+        'isp.router.health', 'router', "Health History", readonly=True)
 
     reachable = fields.Boolean("Reachable", readonly=True)
     routeros_version = fields.Char("RouterOS Version", readonly=True)
@@ -320,7 +323,8 @@ class Router(InputGuardMixin, DeactivableMixin, ModelSQL, ModelView):
                 'secret_count', 'active_count', 'extra_secret_count',
                 'extra_secrets', 'last_sync',
                 'last_sync_duration', 'last_contact', 'last_error',
-                'next_attempt', 'services', 'logs', 'ssl_fingerprint']:
+                'next_attempt', 'services', 'logs', 'ssl_fingerprint',
+                'health_history']:
             default.setdefault(name, None)
         default.setdefault('failures', 0)
         return super().copy(routers, default=default)
@@ -456,7 +460,29 @@ class Router(InputGuardMixin, DeactivableMixin, ModelSQL, ModelView):
         return []
 
     def _record_contact(self, health, error):
+        """Record the outcome of a contact: the health read (or None), the
+        error (None when the router answered); keep it in the health
+        history and alert staff when the router goes down or comes back"""
+        pool = Pool()
+        Health = pool.get('isp.router.health')
         now = dt.datetime.now()
+        was = self.reachable
+        health_values = health or {}
+        total = health_values.get('total_memory')
+        free = health_values.get('free_memory')
+        Health.save([Health(company=self.company, router=self, date=now,
+                    reachable=not error, up=0 if error else 100,
+                    version=health_values.get('version'),
+                    cpu_load=health_values.get('cpu_load'),
+                    free_memory=free,
+                    memory_used=(round(100 * (total - free) / total, 1)
+                        if total and free is not None else None),
+                    router_uptime=health_values.get('uptime'),
+                    error=(error or '')[:200] or None)])
+        if was and error:
+            self._alert('isp_network.msg_router_down', error=error)
+        elif not was and self.last_contact and not error:
+            self._alert('isp_network.msg_router_back')
         if health:
             self.routeros_version = health.get('version')
             self.identity = health.get('identity')
@@ -477,6 +503,35 @@ class Router(InputGuardMixin, DeactivableMixin, ModelSQL, ModelView):
             self.last_error = None
             self.failures = 0
             self.next_attempt = None
+
+    def _alert(self, message, **values):
+        """Notify the administrators of the router's branch (and the head
+        office's administrators of it) in the client"""
+        pool = Pool()
+        Notification = pool.get('res.notification')
+        User = pool.get('res.user')
+        ModelData = pool.get('ir.model.data')
+        groups = [ModelData.get_id('isp_base', name) for name in [
+                'group_isp_branch_admin', 'group_isp_head_admin']]
+        with without_check_access():
+            users = User.search([
+                    ('groups', 'in', groups),
+                    ('companies', '=', self.company.id),
+                    ])
+        to_create = []
+        for user in users:
+            with Transaction().set_context(language=(
+                        user.language.code if user.language else None)):
+                label = gettext(message, router=self.rec_name, **values)
+            to_create.append({
+                    'user': user.id,
+                    'label': label[:250],
+                    'icon': 'tryton-warning' if values else 'tryton-ok',
+                    'model': self.__name__,
+                    'records': json.dumps([self.id]),
+                    })
+        if to_create:
+            Notification.create(to_create)
 
     @property
     def healthy(self):
@@ -713,6 +768,44 @@ class RouterPoolRouter(sequence_ordered(), ModelSQL, ModelView):
             ])
 
 
+class RouterHealth(ModelSQL, ModelView):
+    "ISP Router Health"
+    __name__ = 'isp.router.health'
+
+    company = fields.Many2One(
+        'company.company', "Company", required=True, readonly=True)
+    router = fields.Many2One(
+        'isp.router', "Router", required=True, readonly=True,
+        ondelete='CASCADE')
+    date = fields.DateTime("Date", required=True, readonly=True)
+    reachable = fields.Boolean("Reachable", readonly=True)
+    up = fields.Integer("Up", readonly=True,
+        help="100 when the router answered, 0 when not (for the graph).")
+    version = fields.Char("RouterOS Version", readonly=True)
+    cpu_load = fields.Integer("CPU Load", readonly=True, help="In %.")
+    memory_used = fields.Float("Memory Used", digits=(3, 1), readonly=True,
+        help="In %.")
+    free_memory = BigInteger("Free Memory", readonly=True, help="In bytes.")
+    router_uptime = fields.Char("Router Uptime", readonly=True)
+    error = fields.Char("Error", readonly=True)
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        t = cls.__table__()
+        cls._sql_indexes.add(Index(t, (t.router, Index.Range()),
+                (t.date, Index.Range())))
+        cls._order = [('date', 'DESC'), ('id', 'DESC')]
+
+    @classmethod
+    def clean(cls, days=90):
+        "Delete the entries older than `days`"
+        date = dt.datetime.now() - dt.timedelta(days=days)
+        table = cls.__table__()
+        cursor = Transaction().connection.cursor()
+        cursor.execute(*table.delete(where=table.date < date))
+
+
 class RouterLog(ModelSQL, ModelView):
     "ISP Router Log"
     __name__ = 'isp.router.log'
@@ -753,6 +846,7 @@ class RouterLog(ModelSQL, ModelView):
         table = cls.__table__()
         cursor = Transaction().connection.cursor()
         cursor.execute(*table.delete(where=table.create_date < date))
+        Pool().get('isp.router.health').clean(days=days)
 
 
 def update_rows(model, values_by_id):

@@ -735,6 +735,50 @@ class IspNetworkTestCase(
             self.assertIn('not signed', signed.last_error)
 
     @with_transaction()
+    def test_health_history_and_alerts(self):
+        "Each contact is kept in the health history; down and back alert"
+        pool = Pool()
+        Router = pool.get('isp.router')
+        User = pool.get('res.user')
+        Notification = pool.get('res.notification')
+        ModelData = pool.get('ir.model.data')
+        sim = self.sim()
+        company, location = self.branch()
+        other, _ = self.branch()
+        group = ModelData.get_id('isp_base', 'group_isp_branch_admin')
+        admin, stranger = User.create([{
+                    'login': login, 'name': login,
+                    'groups': [('add', [group])],
+                    'companies': [('add', [c.id])], 'company': c.id}
+                for login, c in [('bdg_admin', company),
+                    ('nbo_admin', other)]])
+        with set_company(company):
+            router = self.router(sim)
+            Router.sync([router])
+            sim.set_fault('down')
+            Router.sync([router])
+            Router.sync([router])
+            sim.clear_fault('down')
+            router.next_attempt = None
+            router.save()
+            Router.test_connection([router])
+            history = list(reversed(router.health_history))
+        self.assertEqual([h.reachable for h in history],
+            [True, False, False, True])
+        self.assertEqual(history[0].version, sim.version)
+        self.assertIsNotNone(history[0].cpu_load)
+        self.assertTrue(0 < history[0].memory_used < 100)
+        self.assertTrue(history[1].error)
+        self.assertEqual([h.up for h in history], [100, 0, 0, 100])
+        notices = Notification.search([('user', '=', admin.id)],
+            order=[('id', 'ASC')])
+        self.assertEqual(len(notices), 2)
+        self.assertIn('is down', notices[0].label)
+        self.assertIn('is back', notices[1].label)
+        self.assertEqual(notices[0].model, 'isp.router')
+        self.assertFalse(Notification.search([('user', '=', stranger.id)]))
+
+    @with_transaction()
     def test_pool_strategies(self):
         "Pools pick the router with fewest services, or in turn; skip down"
         pool = Pool()
