@@ -48,6 +48,10 @@ class Category(BranchValuesMixin, DeactivableMixin, ModelSQL, ModelView):
         "Inbound Default",
         help="New tickets from WhatsApp go to this category (else the "
         "branch's first one).")
+    installation = fields.Boolean(
+        "Installation Default",
+        help="The work orders of new registrations go to this category "
+        "(else the branch's first one).")
     at_risk_share = fields.Numeric(
         "At Risk Share", digits=(3, 2), required=True,
         help="A ticket is at risk when less than this share of its "
@@ -72,6 +76,10 @@ class Category(BranchValuesMixin, DeactivableMixin, ModelSQL, ModelView):
     @staticmethod
     def default_company():
         return Transaction().context.get('company')
+
+    @classmethod
+    def default_installation(cls):
+        return False
 
     @classmethod
     def default_inbound(cls):

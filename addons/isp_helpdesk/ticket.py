@@ -111,6 +111,12 @@ class Ticket(
         domain=[('company', '=', Eval('company', -1))], states=_RO)
     priority = fields.Selection(
         PRIORITIES, "Priority", required=True, sort=False, states=_RO)
+    kind = fields.Selection([
+            ('support', "Support"),
+            ('installation', "Installation"),
+            ], "Type", required=True,
+        states={'readonly': Eval('id', -1) >= 0},
+        help="An installation ticket is the work order of a registration.")
     channel = fields.Selection(
         CHANNELS, "Channel", required=True,
         states={'readonly': Eval('id', -1) >= 0})
@@ -241,6 +247,10 @@ class Ticket(
     @classmethod
     def default_channel(cls):
         return 'staff'
+
+    @classmethod
+    def default_kind(cls):
+        return 'support'
 
     @classmethod
     def default_to_review(cls):
@@ -567,6 +577,48 @@ class Ticket(
                 to_write.extend(([ticket], {'assignee': user}))
         if to_write:
             cls.write(*to_write)
+
+    @classmethod
+    def open_installations(cls, services):
+        """Open the installation work order of each registered service in
+        its branch's installation category (else its first category): the
+        subscriber's address, coordinates and plan in the description,
+        assigned like any ticket; none in a branch without categories"""
+        pool = Pool()
+        Category = pool.get('isp.helpdesk.category')
+        categories = {}
+        to_create = []
+        for service in services:
+            company = service.company
+            if company.id not in categories:
+                found = Category.search([('company', '=', company.id)],
+                    order=[('installation', 'DESC'), ('id', 'ASC')],
+                    limit=1)
+                categories[company.id] = found[0] if found else None
+            category = categories[company.id]
+            if not category:
+                continue
+            subscriber = service.subscriber
+            address = subscriber.address_get()
+            lines = [
+                '%s: %s' % (service.customer_id, service.plan.rec_name),
+                address.full_address.replace('\n', ', ')
+                if address and address.full_address else '',
+                '%s, %s' % (subscriber.latitude, subscriber.longitude)
+                if subscriber.latitude is not None else '',
+                ]
+            to_create.append({
+                    'company': company.id,
+                    'kind': 'installation',
+                    'subscriber': subscriber.id,
+                    'service': service.id,
+                    'category': category.id,
+                    'channel': 'staff',
+                    'subject': subscriber.name,
+                    'description': '\n'.join(filter(None, lines)),
+                    })
+        with without_check_access():
+            return cls.create(to_create)
 
     # -- workflow --
 

@@ -465,3 +465,54 @@ class HelpdeskTestCase(ClassSetupMixin, unittest.TestCase):
                 with as_user(nbo['users'][group], nbo['company']):
                     with self.assertRaises(AccessError):
                         Attachment.read([attachment.id], ['data'])
+
+    @with_transaction()
+    def test_registration_work_order(self):
+        """Registering a subscriber opens the installation ticket in the
+        installation category, assigned to its team"""
+        pool = Pool()
+        Service = pool.get('isp.service')
+        Ticket = pool.get('isp.helpdesk.ticket')
+        Location = pool.get('isp.location')
+        Template = pool.get('product.template')
+        Uom = pool.get('product.uom')
+        Router = pool.get('isp.router')
+        data = self.class_data()
+        bdg = data['bdg']
+        company = bdg['company']
+        bdg['billing'].installation = True
+        bdg['billing'].save()
+        with Transaction().set_context(company=company.id):
+            location, = Location.create([{
+                        'company': company.id, 'code': 'BDG',
+                        'name': "Bandung"}])
+            unit, = Uom.search([('name', '=', 'Unit')])
+            plan, = Template.create([{
+                        'name': "Home 20M", 'isp_plan': True,
+                        'type': 'service', 'isp_company': company.id,
+                        'default_uom': unit.id,
+                        'download_rate': 20000, 'upload_rate': 5000,
+                        'products': [('create', [{}])]}])
+            router, = Router.create([{
+                        'name': "Router BD", 'code': 'BD',
+                        'host': '127.0.0.1', 'port': 1, 'use_ssl': False,
+                        'api_password': 'x'}])
+        cs = bdg['users'][CS]
+        # as the Register wizard calls it: the user, no access checks
+        with Transaction().set_user(cs.id), Transaction().set_context(
+                company=company.id,
+                _isp_helpdesk_now=local(WIB, 2026, 12, 7, 9, 0)):
+            service = Service.register({
+                    'company': company.id, 'name': "Siti Rahma",
+                    'location': location.id, 'plan': plan.id,
+                    'router': router.id, 'street': "Jl. Dago 12",
+                    'city': "Bandung", 'latitude': -6.8915,
+                    'longitude': 107.6107})
+        ticket, = Ticket.search([('service', '=', service.id)])
+        self.assertEqual((ticket.kind, ticket.category, ticket.state),
+            ('installation', bdg['billing'], 'assigned'))
+        self.assertEqual(ticket.assignee, bdg['tech3'])
+        self.assertEqual(ticket.subscriber, service.subscriber)
+        self.assertIn("Jl. Dago 12", ticket.description)
+        self.assertIn("-6.8915, 107.6107", ticket.description)
+        self.assertTrue(ticket.number.startswith('T-'))
