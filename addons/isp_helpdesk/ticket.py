@@ -418,6 +418,24 @@ class Ticket(
             if with_assignee:
                 cls.write(with_assignee, {
                         'state': 'assigned', 'assigned_at': _now()})
+            cls.notify_created(tickets)
+
+    @classmethod
+    def notify_created(cls, tickets):
+        """Tell the subscribers their support ticket was received (its
+        number), through the notification queue in their language"""
+        pool = Pool()
+        Message = pool.get('isp.message')
+        requests = [{
+                'event': 'ticket_created',
+                'party': t.subscriber,
+                'company': t.company,
+                'origin': t,
+                'values': {'ticket_number': t.number, 'subject': t.subject},
+                } for t in tickets
+            if t.subscriber and t.kind == 'support']
+        if requests:
+            Message.send_events(requests)
 
     @classmethod
     def copy(cls, tickets, default=None):
