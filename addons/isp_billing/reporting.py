@@ -404,10 +404,14 @@ class FiguresMixin(ReportMixin):
     subscribers = fields.Integer(
         "Subscribers", readonly=True,
         help="Subscribers with a service active or isolated at the end.")
+    paying_subscribers = fields.Integer(
+        "Paying Subscribers", readonly=True,
+        help="Subscribers with a service active or isolated at the end "
+        "whose plan has a list price above zero.")
     arpu = fields.Function(Monetary(
             "ARPU", currency='currency', digits='currency',
-            help="Average revenue per subscriber: the month's revenue "
-            "divided by the subscribers."), 'get_arpu')
+            help="Average revenue per user: the MRR divided by the paying "
+            "subscribers."), 'get_arpu')
     overdue = Monetary(
         "Overdue", currency='currency', digits='currency', readonly=True,
         help="Subscribers' receivables past their due date at the end, "
@@ -421,9 +425,11 @@ class FiguresMixin(ReportMixin):
         "Isolated", readonly=True, help="Services isolated now.")
 
     def get_arpu(self, name):
-        if not self.subscribers or self.revenue is None:
+        "MRR / paying subscribers, rounded to the currency"
+        if not self.paying_subscribers or self.mrr is None:
             return None
-        return self.currency.round(self.revenue / self.subscribers)
+        return self.currency.round(
+            Decimal(self.mrr) / self.paying_subscribers)
 
     @classmethod
     def _figures(cls, company, start, end, point):
@@ -463,6 +469,16 @@ class FiguresMixin(ReportMixin):
         figures['subscribers'] = service.select(
             Count(service.subscriber, distinct=True),
             where=present(service, point))
+        service = Service.__table__()
+        price = ListPrice.__table__()
+        figures['paying_subscribers'] = (service
+            .join(price, condition=(price.template == service.plan)
+                & (price.company == service.company)
+                & (price.product == Null))
+            .select(Count(service.subscriber, distinct=True),
+                # cast: SQLite compares its stored text above any number
+                where=present(service, point)
+                & (cls.mrr.sql_cast(price.list_price) > 0)))
         service = Service.__table__()
         figures['new'] = service.select(Count(service.id),
             where=(service.company == company)
@@ -550,7 +566,8 @@ class Monthly(FiguresMixin, ModelSQL, ModelView):
         'get_churn_rate')
 
     _isp_export_fields = [
-        'company', 'month', 'mrr', 'revenue', 'subscribers', 'arpu',
+        'company', 'month', 'mrr', 'revenue', 'subscribers',
+        'paying_subscribers', 'arpu',
         'services_start', 'new', 'terminated', 'churn_rate',
         'services_end', 'overdue', 'isolated']
 
@@ -654,7 +671,8 @@ class Dashboard(FiguresMixin, ModelSQL, ModelView):
     _isp_export_fields = [
         'company', 'date', 'mrr', 'arpu', 'revenue', 'revenue_today',
         'revenue_year', 'overdue', 'active_services', 'online', 'isolated',
-        'new', 'terminated', 'subscribers', 'routers_down']
+        'new', 'terminated', 'subscribers', 'paying_subscribers',
+        'routers_down']
 
     @classmethod
     def __setup__(cls):
@@ -693,27 +711,65 @@ class Dashboard(FiguresMixin, ModelSQL, ModelView):
             }
 
     @classmethod
+    def _dashboard_figures(cls, company, today):
+        """The subqueries of the figures of `company` (a column) at `today`
+        by field name.  The extension point of other modules: e.g. the
+        helpdesk adds its `open_tickets` and `breached_tickets` fields, the
+        subqueries here and the fields to the inherited views."""
+        figures = cls._figures(
+            company, month_start(today), month_end(today), today)
+        figures.update(cls._now_figures(company))
+        figures['revenue_today'] = cls._figures(
+            company, today, today, today)['revenue']
+        figures['revenue_year'] = cls._figures(
+            company, today.replace(month=1, day=1), today,
+            today)['revenue']
+        figures.update(cls._network_figures(company))
+        return figures
+
+    @classmethod
     def table_query(cls):
         pool = Pool()
         Company = pool.get('company.company')
         Date = pool.get('ir.date')
         company = Company.__table__()
         today = Transaction().context.get('date') or Date.today()
-        figures = cls._figures(
-            company.id, month_start(today), month_end(today), today)
-        figures.update(cls._now_figures(company.id))
-        figures['revenue_today'] = cls._figures(
-            company.id, today, today, today)['revenue']
-        figures['revenue_year'] = cls._figures(
-            company.id, today.replace(month=1, day=1), today,
-            today)['revenue']
-        figures.update(cls._network_figures(company.id))
+        figures = cls._dashboard_figures(company.id, today)
         return company.select(
             company.id.as_('id'),
             company.id.as_('company'),
             company.currency.as_('currency'),
             cls.date.sql_cast(Literal(today)).as_('date'),
             *(query.as_(name) for name, query in figures.items()))
+
+
+class DashboardMonth(Monthly):
+    """The monthly figures of the dashboard's charts: the last twelve
+    months of every branch of the user, whatever the context company (the
+    board's charts pick the branch selected in its figures, else the
+    user's current company)"""
+    __name__ = 'isp.report.dashboard.month'
+
+    churn_percent = fields.Function(fields.Numeric(
+            "Churn Rate (%)", digits=(16, 2),
+            help="Terminated services over the services at the start, "
+            "in percent."), 'get_churn_percent')
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        cls._order = [('month', 'ASC'), ('company', 'ASC'), ('id', 'ASC')]
+
+    @classmethod
+    def _company_where(cls, column):
+        # the rules keep the user's branches, the charts' domain one
+        return Literal(True)
+
+    def get_churn_percent(self, name):
+        rate = self.get_churn_rate(name)
+        if rate is None:
+            return None
+        return (rate * 100).quantize(Decimal('0.01'))
 
 
 # -- export -------------------------------------------------------------------
@@ -725,6 +781,7 @@ REPORTS = [
     'isp.report.revenue.router',
     'isp.report.monthly',
     'isp.report.dashboard',
+    'isp.report.dashboard.month',
     ]
 
 

@@ -27,8 +27,12 @@ import io
 import unittest
 from decimal import Decimal
 
+from dateutil.relativedelta import relativedelta
+from lxml import etree
+from trytond.model import ModelSingleton
 from trytond.model.exceptions import AccessError
 from trytond.pool import Pool
+from trytond.pyson import PYSONDecoder
 from trytond.tests.test_tryton import with_transaction
 from trytond.transaction import Transaction
 
@@ -229,9 +233,9 @@ class ReportingTestCase(ClassSetupMixin, unittest.TestCase):
                 r.services_start, r.new, r.terminated, r.churn_rate,
                 r.services_end, r.overdue, r.isolated) for r in rows]
         self.assertEqual(figures, [
-                (date(4, 1), 1200000, 750000, 3, 250000,
+                (date(4, 1), 1200000, 750000, 3, 400000,
                     3, 0, 0, Decimal('0'), 3, 2650000, 1),
-                (date(3, 1), 1200000, 1100000, 3, 366667,
+                (date(3, 1), 1200000, 1100000, 3, 400000,
                     3, 1, 1, Decimal('0.3333'), 3, 2200000, None),
                 (date(2, 1), 1050000, 1050000, 3, 350000,
                     2, 1, 0, Decimal('0'), 3, 1200000, None),
@@ -271,13 +275,120 @@ class ReportingTestCase(ClassSetupMixin, unittest.TestCase):
         figures = {r.company: (r.date, r.mrr, r.arpu, r.revenue,
                 r.revenue_today, r.overdue, r.active_services, r.isolated,
                 r.new, r.terminated, r.subscribers) for r in rows}
-        self.assertEqual(figures[jakarta], (AS_OF, 1200000, 250000,
+        self.assertEqual(figures[jakarta], (AS_OF, 1200000, 400000,
                 750000, 0, 2650000, 2, 1, 0, 0, 3))
-        self.assertEqual(figures[nairobi], (AS_OF, 3000, 0, 0, 0,
+        self.assertEqual(figures[nairobi], (AS_OF, 3000, 3000, 0, 0,
                 3000, 1, 0, 0, 0, 1))
         rows = self.search('isp.report.dashboard', date=date(4, 25))
         figures = {r.company: (r.revenue_today, r.overdue) for r in rows}
         self.assertEqual(figures[jakarta], (300000, 2650000))
+
+    @with_transaction()
+    def test_arpu(self):
+        "ARPU = MRR / paying subscribers: a free plan's subscriber counts"
+        data = self.class_data()
+        nairobi = data['nairobi']
+        with Transaction().set_context(company=nairobi.id):
+            free = create_plan(nairobi, "Staff", 0, 'staff')
+            krn = create_location(nairobi, 'KRN', "Karen")
+            tower = create_router(nairobi, 'KRN', "Karen Tower")
+            create_services(nairobi, [
+                    ("Wanjiru", krn, tower, free, date(3, 1), None,
+                        'active')])
+        for model in ['isp.report.dashboard', 'isp.report.monthly']:
+            row, = [r for r in self.search(model, company=nairobi.id)
+                if r.company == nairobi
+                and getattr(r, 'month', date(4, 1)) == date(4, 1)]
+            self.assertEqual(
+                (row.mrr, row.subscribers, row.paying_subscribers, row.arpu),
+                (3000, 2, 1, 3000))
+
+    @with_transaction()
+    def test_dashboard_charts(self):
+        """The charts' months: twelve per branch of the user whatever the
+        context company, ordered by month; the board picks a branch"""
+        pool = Pool()
+        Month = pool.get('isp.report.dashboard.month')
+        data = self.class_data()
+        jakarta, nairobi = data['jakarta'], data['nairobi']
+        user_cm, context_cm = as_user(
+            data['head_admin'], nairobi, date=AS_OF)
+        with user_cm, context_cm:
+            rows = Month.search([('company', '=', jakarta.id)])
+            self.assertEqual([r.month for r in rows],
+                [date(5, 1, 2026) + relativedelta(months=i)
+                    for i in range(12)])
+            march = [r for r in rows if r.month == date(3, 1)][0]
+            self.assertEqual(
+                (march.mrr, march.revenue, march.new, march.terminated,
+                    march.churn_percent, march.subscribers),
+                (1200000, 1100000, 1, 1, Decimal('33.33'), 3))
+            self.assertEqual(len(Month.search([])), 24)
+        user_cm, context_cm = as_user(
+            data['branch_admin'], nairobi, date=AS_OF)
+        with user_cm, context_cm:
+            self.assertEqual({r.company for r in Month.search([])},
+                {nairobi})
+            self.assertEqual(Month.search([('company', '=', jakarta.id)]),
+                [])
+
+    @with_transaction()
+    def test_dashboard_board(self):
+        """ISP > Dashboard opens a board: the figures of each branch and
+        the charts of the branch selected there, else the current one"""
+        pool = Pool()
+        ModelData = pool.get('ir.model.data')
+        Action = pool.get('ir.action.act_window')
+        Menu = pool.get('ir.ui.menu')
+        menu = Menu(ModelData.get_id('isp_billing', 'menu_dashboard'))
+        board, = Action.search([('action', '=', menu.action.id)])
+        self.assertFalse(board.res_model)
+        (view_id, view_type), = board.views
+        self.assertEqual(view_type, 'board')
+        arch = etree.fromstring(pool.get('ir.ui.view')(view_id).arch)
+        names = [a.get('name') for a in arch.iter('action')]
+        self.assertEqual(names[0], 'isp_billing.act_dashboard')
+        self.assertEqual(len(names), 6)
+        figures = Action.get('isp_billing.act_dashboard')
+        self.assertEqual(figures['views'][0][1], 'tree')
+        for name in names[1:]:
+            chart = Action.get(name)
+            self.assertEqual(chart['res_model'],
+                'isp.report.dashboard.month')
+            self.assertEqual([v[1] for v in chart['views']], ['graph'])
+
+            def domain(actions, chart=chart):
+                return PYSONDecoder({'company': 7, '_actions': actions}
+                    ).decode(chart['pyson_domain'])
+            self.assertEqual(domain({}), [['company', '=', 7]])
+            self.assertEqual(domain({'isp_billing.act_dashboard': {
+                            'active_id': None, 'active_ids': []}}),
+                [['company', '=', 7]])
+            self.assertEqual(domain({'isp_billing.act_dashboard': {
+                            'active_id': 3, 'active_ids': [3]}}),
+                [['company', '=', 3]])
+
+    @with_transaction()
+    def test_windows_open_on_records(self):
+        """No window of the product opens a form first on a model that is
+        not a singleton: the web client would show a new, empty record"""
+        pool = Pool()
+        Action = pool.get('ir.action.act_window')
+        ModelData = pool.get('ir.model.data')
+        ids = [d.db_id for d in ModelData.search([
+                    ('model', '=', 'ir.action.act_window'),
+                    ('module', 'like', 'isp_%'),
+                    ])]
+        self.assertTrue(ids)
+        form_first = []
+        for action in Action.browse(ids):
+            if not action.res_model or not action.views:
+                continue
+            Model = pool.get(action.res_model)
+            if (action.views[0][1] == 'form'
+                    and not issubclass(Model, ModelSingleton)):
+                form_first.append(action.name)
+        self.assertEqual(form_first, [])
 
     @with_transaction()
     def test_tenants(self):
@@ -356,13 +467,14 @@ class ReportingTestCase(ClassSetupMixin, unittest.TestCase):
         self.assertEqual(filename, 'monthly.csv')
         rows = list(csv.reader(io.StringIO(content.decode('utf-8'))))
         self.assertEqual(rows[0], [
-                "Branch", "Month", "MRR", "Revenue", "Subscribers", "ARPU",
+                "Branch", "Month", "MRR", "Revenue", "Subscribers",
+                "Paying Subscribers", "ARPU",
                 "Services at Start", "New", "Terminated", "Churn Rate",
                 "Services at End", "Overdue", "Isolated"])
         self.assertEqual(len(rows), 5)
         self.assertEqual(rows[2], [
-                "Jakarta", '2027-03-01', '1200000', '1100000', '3',
-                '366667', '3', '1', '1', '0.3333', '3', '2200000', ''])
+                "Jakarta", '2027-03-01', '1200000', '1100000', '3', '3',
+                '400000', '3', '1', '1', '0.3333', '3', '2200000', ''])
 
         # every branch asked: the user's only
         filename, content = export('csv', company=None)
