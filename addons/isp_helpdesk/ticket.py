@@ -1138,3 +1138,70 @@ class Workload(ModelSQL, ModelView):
             Min(t.opened_at).as_('oldest'),
             where=t.state.in_(list(OPEN_STATES)) & (t.assignee != Null),
             group_by=[t.company, t.assignee])
+
+
+class SlaCompliance(ModelSQL, ModelView):
+    "ISP Helpdesk SLA Compliance"
+    __name__ = 'isp.helpdesk.sla.compliance'
+
+    company = fields.Many2One('company.company', "Company")
+    category = fields.Many2One('isp.helpdesk.category', "Category")
+    priority = fields.Selection(PRIORITIES, "Priority", sort=False)
+    user = fields.Many2One('res.user', "Technician")
+    tickets = fields.Integer("Tickets")
+    responded = fields.Integer("Responded")
+    response_met = fields.Integer("Response in Time")
+    resolved = fields.Integer("Resolved")
+    resolution_met = fields.Integer("Resolved in Time")
+    breached = fields.Integer("Breached",
+        help="Tickets past a deadline while running (by the cron).")
+    response_rate = fields.Function(fields.Float(
+            "Response Compliance", digits=(3, 2),
+            help="The share of the first responses given in time."),
+        'get_rate')
+    resolution_rate = fields.Function(fields.Float(
+            "Resolution Compliance", digits=(3, 2),
+            help="The share of the resolutions made in time."),
+        'get_rate')
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        cls._order = [
+            ('company', 'ASC'), ('category', 'ASC'), ('priority', 'ASC'),
+            ('user', 'ASC'), ('id', 'ASC')]
+
+    @classmethod
+    def table_query(cls):
+        "One row per branch, category, priority and assignee"
+        pool = Pool()
+        Ticket = pool.get('isp.helpdesk.ticket')
+        t = Ticket.__table__()
+        breached = (t.response_escalation == 'breached') | (
+            t.resolution_escalation == 'breached')
+        return t.select(
+            Min(t.id).as_('id'),
+            Literal(0).as_('create_uid'),
+            Min(t.create_date).as_('create_date'),
+            Literal(None).as_('write_uid'),
+            Literal(None).as_('write_date'),
+            t.company.as_('company'),
+            t.category.as_('category'),
+            t.priority.as_('priority'),
+            t.assignee.as_('user'),
+            Count(t.id).as_('tickets'),
+            Count(t.first_response_at).as_('responded'),
+            Count(Case((t.first_response_at <= t.response_deadline,
+                        t.id))).as_('response_met'),
+            Count(t.resolved_at).as_('resolved'),
+            Count(Case((t.resolved_at <= t.resolution_deadline,
+                        t.id))).as_('resolution_met'),
+            Count(Case((breached, t.id))).as_('breached'),
+            group_by=[t.company, t.category, t.priority, t.assignee])
+
+    def get_rate(self, name):
+        done, met = {
+            'response_rate': (self.responded, self.response_met),
+            'resolution_rate': (self.resolved, self.resolution_met),
+            }[name]
+        return round(met / done, 2) if done else None

@@ -518,3 +518,31 @@ class HelpdeskTestCase(ClassSetupMixin, unittest.TestCase):
         self.assertIn("Jl. Dago 12", ticket.description)
         self.assertIn("-6.8915, 107.6107", ticket.description)
         self.assertTrue(ticket.number.startswith('T-'))
+
+    @with_transaction()
+    def test_sla_compliance(self):
+        "First responses and resolutions in time per technician and branch"
+        pool = Pool()
+        Ticket = pool.get('isp.helpdesk.ticket')
+        Compliance = pool.get('isp.helpdesk.sla.compliance')
+        data = self.class_data()
+        bdg, nbo = data['bdg'], data['nbo']
+        company = bdg['company']
+        cs = bdg['users'][CS]
+        monday = local(WIB, 2026, 12, 7, 9, 0)
+        fast, slow = [open_ticket(bdg, cs, monday) for _ in range(2)]
+        open_ticket(nbo, nbo['users'][CS], monday)
+        post(fast, cs, company, monday + dt.timedelta(minutes=30), "On it")
+        post(slow, cs, company, monday + dt.timedelta(hours=2), "Sorry")
+        with as_user(cs, company, monday + dt.timedelta(hours=1)):
+            Ticket.resolve([fast])
+        with as_user(bdg['users'][ADMIN], company):
+            rows = {r.user: r for r in Compliance.search([])}
+        self.assertEqual(set(rows), {fast.assignee, slow.assignee})
+        fast_row, slow_row = rows[fast.assignee], rows[slow.assignee]
+        self.assertEqual((fast_row.tickets, fast_row.response_rate,
+                fast_row.resolution_rate), (1, 1.0, 1.0))
+        self.assertEqual((slow_row.tickets, slow_row.response_rate,
+                slow_row.resolved, slow_row.resolution_rate),
+            (1, 0.0, 0, None))
+        self.assertEqual({r.company for r in rows.values()}, {company})
