@@ -138,6 +138,9 @@ class HotspotSettings:
     username: str
     password: str
     use_ssl: bool = False
+    # the trusted API-SSL certificate (see isp_network's RouterSettings)
+    ssl_fingerprint: str = None
+    ssl_ca: str = None
     timeout: float = 10
     login_method: str = 'auto'
 

@@ -139,7 +139,9 @@ class Router(metaclass=PoolMeta):
                 host=router.host, port=router.port,
                 username=router.api_username, password=router.api_password,
                 use_ssl=bool(router.use_ssl), timeout=router.timeout or 10,
-                login_method=router.login_method or 'auto')
+                login_method=router.login_method or 'auto',
+                ssl_fingerprint=router.ssl_fingerprint or None,
+                ssl_ca=router.ssl_ca or None)
 
     @classmethod
     def push_hotspot(cls, routers):
