@@ -233,7 +233,7 @@ class _PDFCache:
     GIL held).  Keyed by everything the PDF shows that may change: the
     invoice's and its branch's last change, its state and amount to pay
     (the QR code follows it); kept `TTL` seconds at most."""
-    SIZE = 128
+    SIZE = 256
     TTL = 600
 
     def __init__(self):
