@@ -10,6 +10,7 @@ which reconnects the subscriber on the simulated router."""
 import datetime
 import json
 import os
+import pathlib
 import random
 import re
 import signal
@@ -500,6 +501,16 @@ CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu',
     '--disable-component-update', '--disable-sync']
 
 
+def _sao_login(page, url, login, password):
+    "Log `login` into the sao back office at `url` in `page`"
+    page.goto(url)
+    page.get_by_text('User name').wait_for(timeout=30000)
+    page.fill('#login', login)
+    page.press('#login', 'Enter')
+    page.fill('input[type=password]', password, timeout=30000)
+    page.press('input[type=password]', 'Enter')
+
+
 def test_back_office_in_browser(demo, tmp_path):
     "Staff log into the sao back office in Chromium and list subscribers"
     sync_api = pytest.importorskip('playwright.sync_api')
@@ -589,6 +600,133 @@ def test_pay_online_in_browser(demo, tmp_path):
             ['state'])
         return state['state'] == 'paid'
     assert _wait(paid)
+
+
+def _dashboard_in_browser(demo, login, branches, screenshot):
+    """Open ISP > Dashboard in sao as `login`: return the text of each
+    branch's row of figures and the charts' series ({title: {series:
+    values}}) read from billboard's instances"""
+    sync_api = pytest.importorskip('playwright.sync_api')
+    url, _, password = demo
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path='/usr/bin/chromium', args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={'width': 1400, 'height': 1000})
+            _sao_login(page, url, login, password)
+            page.get_by_text('ISP', exact=True).first.wait_for(timeout=30000)
+            menu = page.get_by_text('Dashboard', exact=True).first
+            if not menu.is_visible():
+                page.get_by_text('ISP', exact=True).first.click()
+            menu.click(timeout=30000)
+            page.get_by_text('Figures per Branch').wait_for(timeout=30000)
+            # the five charts drawn (sao draws again on each reload: the
+            # last one of each panel), each with its twelve months
+            read = """() => {
+                const charts = {};
+                for (const c of bb.instance) {
+                    const node = c.$.chart.node();
+                    if (!node.isConnected || !c.data().length) {
+                        continue;
+                    }
+                    const title = node.closest('.board-action')
+                        .querySelector('.panel-heading').textContent;
+                    charts[title] = Object.fromEntries(c.data().map(
+                        d => [c.data.names()[d.id],
+                            d.values.map(v => v.value)]));
+                }
+                const series = Object.values(charts);
+                return (series.length == 5 && series.every(
+                    s => Object.values(s).every(v => v.length == 12))
+                    ? charts : null);
+                }"""
+            charts = page.wait_for_function(
+                read, timeout=30000).json_value()
+            figures = page.locator('.board-action').first
+            for name in branches:
+                figures.locator('tbody tr', has_text=name).wait_for(
+                    timeout=30000)
+            rows = {}
+            for row in figures.locator('tbody tr').all():
+                cells = [c.strip()
+                    for c in row.locator('td').all_inner_texts()]
+                cells = [c for c in cells if c]
+                if cells:
+                    rows[cells[0]] = ' '.join(cells)
+            page.screenshot(path=str(screenshot))
+            page.locator('.board-action').nth(3).scroll_into_view_if_needed()
+            page.screenshot(path=str(screenshot.with_name(
+                        screenshot.stem + '-charts.png')))
+            return rows, charts
+        finally:
+            browser.close()
+
+
+def test_dashboard_in_browser(demo):
+    """ISP > Dashboard in Chromium: the head office sees the figures of
+    every branch and one series per branch in each chart of the last 12
+    months, a branch admin only the branch's; the numbers are the demo's
+    (as JSON-RPC returns them)"""
+    url, login, password = demo
+    img = pathlib.Path(ROOT, 'docs', 'img')
+    client = RPCClient(url, 'isp_demo')
+    client.login('head', password)
+    figures = client.call('model.isp.report.dashboard.search_read', [],
+        0, None, None, ['company.rec_name', 'active_services', 'online',
+            'isolated', 'mrr', 'arpu', 'revenue_year', 'overdue',
+            'currency.digits'])
+    months = client.call('model.isp.report.dashboard.month.search_read',
+        [], 0, None, [('month', 'ASC')], ['company.rec_name', 'mrr',
+            'subscribers', 'new'])
+    assert len(figures) == 3  # the head office and its two branches
+
+    for login_, branches, screenshot in [
+            ('head', {'Nusantara Net Bandung', 'Nusantara Net Nairobi'},
+                'dashboard.png'),
+            ('bdg_admin', {'Nusantara Net Bandung'},
+                'dashboard-branch.png')]:
+        rows, charts = _dashboard_in_browser(
+            demo, login_, branches, img / screenshot)
+        assert set(rows) - {'Nusantara Net Head Office'} == branches
+        assert set(charts) == {'MRR', 'Revenue', 'Subscribers',
+            'New vs Terminated', 'Churn Rate (%)'}
+        assert {k.split(' - ')[0] for k in charts['MRR']} == branches
+        for figure in figures:
+            name = figure['company.']['rec_name']
+            if name not in branches:
+                continue
+            _check_dashboard_branch(figure, rows[name], charts, [
+                    m for m in months if m['company.']['rec_name'] == name])
+
+
+def _number(value):
+    "A number of JSON-RPC (Decimals come as objects)"
+    if isinstance(value, dict):
+        return float(value['decimal'])
+    return float(value or 0)
+
+
+def _check_dashboard_branch(figure, row, charts, months):
+    "The figures in `row` and the charts' series of a branch are the RPC's"
+    name = figure['company.']['rec_name']
+    digits = figure['currency.']['digits']
+    assert figure['active_services'] > 0
+    cells = ' %s ' % row
+    for value in [figure['active_services'], figure['online'],
+            figure['isolated']]:
+        assert ' %d ' % value in cells
+    for value in [figure['mrr'], figure['arpu'], figure['revenue_year'],
+            figure['overdue']]:
+        assert f'{_number(value):,.{digits}f}' in cells
+    assert len(months) == 12
+    currency = 'IDR' if 'Bandung' in name else 'KES'
+    assert charts['MRR']['%s - MRR (%s)' % (name, currency)] == [
+        _number(m['mrr']) for m in months]
+    assert charts['Subscribers']['%s - Subscribers' % name] == [
+        m['subscribers'] for m in months]
+    assert charts['New vs Terminated']['%s - New' % name] == [
+        m['new'] for m in months]
+    assert _number(months[-1]['mrr']) == _number(figure['mrr'])
 
 
 def test_demo_runs_again_reusing_what_exists(demo_dir):

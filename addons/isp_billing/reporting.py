@@ -15,6 +15,7 @@ import io
 from decimal import Decimal
 
 from dateutil.relativedelta import relativedelta
+from lxml import etree
 from sql import Literal, Null, Select, Union
 from sql.aggregate import Count, Min, Sum
 from sql.conditionals import Case, Coalesce
@@ -22,7 +23,7 @@ from sql.functions import DateTrunc
 from trytond.model import ModelSQL, ModelView, fields
 from trytond.modules.currency.fields import Monetary
 from trytond.pool import Pool
-from trytond.pyson import Eval
+from trytond.pyson import Equal, Eval, PYSONEncoder
 from trytond.transaction import Transaction, check_access
 from trytond.wizard import Button, StateTransition, StateView, Wizard
 
@@ -762,8 +763,58 @@ class DashboardMonth(Monthly):
 
     @classmethod
     def _company_where(cls, column):
-        # the rules keep the user's branches, the charts' domain one
+        # the rules keep the user's branches
         return Literal(True)
+
+    @classmethod
+    def fields_view_get(cls, view_id=None, view_type='form', level=None):
+        result = super().fields_view_get(
+            view_id=view_id, view_type=view_type, level=level)
+        if result['type'] == 'graph':
+            # the series' domains read the company of each month
+            fields_ = dict(result['fields'], **cls.fields_get(['company']))
+            result = dict(result, fields=fields_,
+                arch=cls._graph_per_branch(result['arch']))
+        return result
+
+    @classmethod
+    def _chart_branches(cls):
+        "The user's branches with services: (id, name, currency code)"
+        pool = Pool()
+        User = pool.get('res.user')
+        Company = pool.get('company.company')
+        Service = pool.get('isp.service')
+        service = Service.__table__()
+        ids = list(User.get_companies())
+        if not ids:
+            return []
+        cursor = Transaction().connection.cursor()
+        cursor.execute(*service.select(service.company,
+                where=service.company.in_(ids),
+                group_by=[service.company]))
+        companies = Company.browse(sorted(c for c, in cursor))
+        return [(c.id, c.rec_name, c.currency.code) for c in companies]
+
+    @classmethod
+    def _graph_per_branch(cls, arch):
+        """One series per branch of the user for each y field of a graph:
+        amounts of branches in other currencies are never added up"""
+        tree = etree.fromstring(arch)
+        branches = cls._chart_branches()
+        for y in tree.iter('y'):
+            for field in list(y):
+                for id_, name, currency in branches:
+                    series = etree.SubElement(y, 'field', dict(field.attrib))
+                    series.set('key', '%s_%d' % (field.get('name'), id_))
+                    string = cls._fields[field.get('name')].string
+                    if isinstance(cls._fields[field.get('name')], Monetary):
+                        string = '%s (%s)' % (string, currency)
+                    series.set('string', '%s - %s' % (name, string))
+                    series.set('domain', PYSONEncoder().encode(
+                            Equal(Eval('company', -1), id_)))
+                if branches:
+                    y.remove(field)
+        return etree.tostring(tree, encoding='unicode')
 
     def get_churn_percent(self, name):
         rate = self.get_churn_rate(name)

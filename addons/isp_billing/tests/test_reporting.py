@@ -357,16 +357,33 @@ class ReportingTestCase(ClassSetupMixin, unittest.TestCase):
                 'isp.report.dashboard.month')
             self.assertEqual([v[1] for v in chart['views']], ['graph'])
 
-            def domain(actions, chart=chart):
-                return PYSONDecoder({'company': 7, '_actions': actions}
-                    ).decode(chart['pyson_domain'])
-            self.assertEqual(domain({}), [['company', '=', 7]])
-            self.assertEqual(domain({'isp_billing.act_dashboard': {
-                            'active_id': None, 'active_ids': []}}),
-                [['company', '=', 7]])
-            self.assertEqual(domain({'isp_billing.act_dashboard': {
-                            'active_id': 3, 'active_ids': [3]}}),
-                [['company', '=', 3]])
+    @with_transaction()
+    def test_dashboard_chart_series(self):
+        """Each chart draws one series per branch of the user (amounts in
+        different currencies never added up), selected by company"""
+        pool = Pool()
+        Month = pool.get('isp.report.dashboard.month')
+        ModelData = pool.get('ir.model.data')
+        data = self.class_data()
+        jakarta, nairobi = data['jakarta'], data['nairobi']
+
+        def series(user, company):
+            user_cm, context_cm = as_user(user, company)
+            with user_cm, context_cm:
+                view = Month.fields_view_get(ModelData.get_id(
+                        'isp_billing', 'dashboard_month_view_graph_mrr'),
+                    view_type='graph')
+            self.assertIn('company', view['fields'])
+            return [(f.get('key'), f.get('string'),
+                    PYSONDecoder({'company': jakarta.id}).decode(
+                        f.get('domain')))
+                for f in etree.fromstring(view['arch']).iter('field')
+                if f.get('name') == 'mrr']
+        self.assertEqual(series(data['head_admin'], jakarta), [
+                ('mrr_%d' % jakarta.id, "Jakarta - MRR (IDR)", True),
+                ('mrr_%d' % nairobi.id, "Nairobi - MRR (KES)", False)])
+        self.assertEqual(series(data['branch_admin'], nairobi), [
+                ('mrr_%d' % nairobi.id, "Nairobi - MRR (KES)", False)])
 
     @with_transaction()
     def test_windows_open_on_records(self):
