@@ -16,6 +16,7 @@ import re
 import signal
 import socket
 import subprocess
+import threading
 import time
 
 import pytest
@@ -81,6 +82,11 @@ def _start_demo(demo_dir, port):
     if not (match and url):
         _stop(process)
         pytest.fail('the demo did not print its login:\n' + text)
+    # the demo's server and cron go on writing to this pipe: read it for
+    # as long as they run, or a full pipe (64 KiB, a few hundred requests
+    # logged) blocks them and every request after it times out
+    threading.Thread(target=_drain, args=(process.stdout, output),
+        daemon=True).start()
     for _ in range(300):
         try:
             with socket.create_connection(('127.0.0.1', port), timeout=1):
@@ -91,6 +97,13 @@ def _start_demo(demo_dir, port):
     demo.router_control_port = router_port + 3
     demo.gateway_port = gateway_port
     return process, demo, text
+
+
+def _drain(stream, output, keep=2000):
+    "Read `stream` to its end, keeping its last `keep` lines in `output`"
+    for line in stream:
+        output.append(line)
+        del output[:-keep]
 
 
 def _stop(process):
@@ -509,6 +522,17 @@ def _sao_login(page, url, login, password):
     page.press('#login', 'Enter')
     page.fill('input[type=password]', password, timeout=30000)
     page.press('input[type=password]', 'Enter')
+    _wait_isp_menu(page)
+
+
+def _wait_isp_menu(page):
+    "Wait for the ISP menu; else fail with what the page shows instead"
+    try:
+        page.get_by_text('ISP', exact=True).first.wait_for(timeout=30000)
+    except Exception as exception:
+        page.screenshot(path=str(pathlib.Path(ROOT, 'var', 'sao-login.png')))
+        raise AssertionError('no ISP menu after login; the page shows: %r'
+            % page.inner_text('body')[:1500]) from exception
 
 
 def test_back_office_in_browser(demo, tmp_path):
@@ -614,7 +638,6 @@ def _dashboard_in_browser(demo, login, branches, screenshot):
         try:
             page = browser.new_page(viewport={'width': 1400, 'height': 1000})
             _sao_login(page, url, login, password)
-            page.get_by_text('ISP', exact=True).first.wait_for(timeout=30000)
             menu = page.get_by_text('Dashboard', exact=True).first
             if not menu.is_visible():
                 page.get_by_text('ISP', exact=True).first.click()
