@@ -1218,7 +1218,8 @@ class MessageInbound(ModelSQL, ModelView):
         return 'new'
 
     def get_rec_name(self, name):
-        return '%s: %s' % (self.sender, (self.text or '')[:40])
+        # one line: a message's line breaks would break lists and titles
+        return '%s: %s' % (self.sender, ' '.join((self.text or '').split())[:40])
 
     @classmethod
     def receive(cls, provider, inbound, raw=None):

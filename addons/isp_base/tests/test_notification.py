@@ -506,6 +506,9 @@ class NotificationTestCase(RouteTestCase):
             self.assertEqual(inbound.party.id, party.id)
             self.assertEqual(inbound.company.id, branch.id)
             self.assertEqual(inbound.text, "Internet mati")
+            self.assertEqual(Inbound(sender='+6281', text="Halo,\n\n"
+                    "internet  mati\r\nsejak pagi").get_rec_name(None),
+                '+6281: Halo, internet mati sejak pagi')
 
     # -- Meta webhook -----------------------------------------------------
 
