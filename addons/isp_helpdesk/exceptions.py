@@ -18,3 +18,7 @@ class TicketReplyError(UserError):
 
 class TicketReopenError(UserError):
     "A ticket resolved too long ago cannot be reopened"
+
+
+class TicketRatingError(UserError):
+    "A rating out of 1-5, of an open ticket, or given twice"

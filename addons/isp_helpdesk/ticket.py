@@ -25,7 +25,11 @@ from trytond.modules.isp_base.tenancy import (
 
 from . import sla
 from .category import PRIORITIES
-from .exceptions import TicketReopenError, TicketReplyError
+from .exceptions import (
+    TicketRatingError,
+    TicketReopenError,
+    TicketReplyError,
+)
 
 CHANNELS = [
     ('portal', "Portal"),
@@ -54,6 +58,10 @@ ESCALATIONS = [
     ('breached', "Breached"),
     ]
 RANK = {None: 0, 'at_risk': 1, 'breached': 2}
+#: the ratings a subscriber gives a resolved or closed ticket
+RATINGS = range(1, 6)
+#: the portal page of a ticket (the rating link of ticket_resolved)
+PORTAL_TICKET = '/isp_helpdesk/portal/ticket/%d'
 CLOCKS = ('response', 'resolution')
 _RO = {'readonly': ~Eval('state').in_(['new', 'assigned', 'in_progress',
             'waiting'])}
@@ -169,6 +177,10 @@ class Ticket(
     activities = fields.One2Many(
         'isp.helpdesk.ticket.activity', 'ticket', "Activity",
         readonly=True)
+    rating = fields.Integer("Rating", readonly=True,
+        help="The subscriber's rating after the resolution: 1 (bad) to 5.")
+    rating_comment = fields.Text("Rating Comment", readonly=True)
+    rated_at = fields.DateTime("Rated At", readonly=True)
 
     @classmethod
     def __setup__(cls):
@@ -440,7 +452,8 @@ class Ticket(
     @classmethod
     def copy(cls, tickets, default=None):
         default = dict(default or {})
-        for name in ['number', 'assigned_at', 'opened_at',
+        for name in ['number', 'assigned_at', 'opened_at', 'rating',
+                'rating_comment', 'rated_at',
                 'first_response_at', 'resolved_at', 'closed_at', 'pauses',
                 'messages', 'activities', 'response_escalation',
                 'response_notified', 'resolution_escalation',
@@ -673,6 +686,59 @@ class Ticket(
     @Workflow.transition('resolved')
     def resolve(cls, tickets):
         cls.write(tickets, {'resolved_at': _now(), 'closed_at': None})
+        cls.notify_resolved(tickets)
+
+    @classmethod
+    def notify_resolved(cls, tickets):
+        """Tell the subscribers their support ticket is resolved, with the
+        link to rate it on the portal, through the notification queue in
+        their language"""
+        pool = Pool()
+        Message = pool.get('isp.message')
+        database = Transaction().database.name
+        requests = [{
+                'event': 'ticket_resolved',
+                'party': t.subscriber,
+                'company': t.company,
+                'origin': t,
+                'values': {
+                    'ticket_number': t.number,
+                    'subject': t.subject,
+                    'rating_url': t.portal_url(database),
+                    },
+                } for t in tickets
+            if t.subscriber and t.kind == 'support']
+        if requests:
+            Message.send_events(requests)
+
+    def portal_url(self, database):
+        "The URL of the ticket's page on its branch's portal"
+        from trytond.modules.isp_base.web_user import portal_base_url
+        return '%s/%s%s' % (portal_base_url(self.company), database,
+            PORTAL_TICKET % self.id)
+
+    @classmethod
+    def rate(cls, ticket, rating, comment=None):
+        """The subscriber's rating (1-5) and comment of a resolved or
+        closed ticket, once"""
+        pool = Pool()
+        Activity = pool.get('isp.helpdesk.ticket.activity')
+        if rating not in RATINGS:
+            raise TicketRatingError(gettext(
+                    'isp_helpdesk.msg_ticket_rating_range'))
+        if ticket.state not in ('resolved', 'closed'):
+            raise TicketRatingError(gettext(
+                    'isp_helpdesk.msg_ticket_rating_open',
+                    ticket=ticket.rec_name))
+        if ticket.rating:
+            raise TicketRatingError(gettext(
+                    'isp_helpdesk.msg_ticket_rated', ticket=ticket.rec_name))
+        cls.write([ticket], {
+                'rating': rating,
+                'rating_comment': (comment or '').strip() or None,
+                'rated_at': _now(),
+                })
+        Activity.create_many([Activity.event(ticket, 'rating', str(rating))])
 
     @classmethod
     @ModelView.button
@@ -1053,6 +1119,7 @@ class TicketActivity(_TicketChild, ModelSQL, ModelView):
             ('response_breached', "Response Breached"),
             ('resolution_at_risk', "Resolution At Risk"),
             ('resolution_breached', "Resolution Breached"),
+            ('rating', "Rating"),
             ], "Kind", readonly=True)
     old_value = fields.Char("Old Value", readonly=True)
     new_value = fields.Char("New Value", readonly=True)

@@ -92,6 +92,8 @@ class Page:
         self.party = None
         self.session_key = None
         self.form = {}
+        #: a page taking files (`upload`): {field: (file name, bytes)}
+        self.files = {}
         self.cookies = []
         self._formatter = None
         self._language = None
@@ -251,6 +253,7 @@ class Page:
         return entries
 
     _nav = None
+    _upload = None
 
     def render(self, template, status=200, **values):
         "A response of `template` rendered with the page and `values`"
@@ -325,7 +328,11 @@ def _run(page, func, login, kwargs):
     request = page.request
     page.load_session()
     if request.method == 'POST':
-        page.form = security.parse_form(request)
+        if page._upload and request.mimetype == security.UPLOAD_TYPE:
+            page.form, page.files = security.parse_upload(
+                request, page._upload)
+        else:
+            page.form = security.parse_form(request)
         page.check_csrf()
     if login and not page.logged_in:
         target = request.full_path.rstrip('?') \
@@ -336,14 +343,16 @@ def _run(page, func, login, kwargs):
         return func(page, **kwargs)
 
 
-def portal_page(path, methods=('GET',), login=True, nav=None):
+def portal_page(path, methods=('GET',), login=True, nav=None, upload=None):
     """Register the function as a public page of its module.
 
     path: the route without the database, starting with the module's name:
     ``'/isp_billing/portal/invoices'``, ``'/isp_billing/portal/invoice/
     <int:invoice_id>'``; methods: GET and/or POST; login: the page needs a
     logged-in subscriber (others are sent to the login page, then back);
-    nav: the navigation slot (NAV_SLOTS key) the page fills.
+    nav: the navigation slot (NAV_SLOTS key) the page fills; upload: the
+    largest file (bytes) a POST may carry as ``multipart/form-data`` (in
+    ``page.files``; the fields in ``page.form``, CSRF checked the same).
 
     The function is called as ``func(page, **path_arguments)`` and returns a
     Response (usually ``page.render(...)`` or ``page.redirect(...)``); it
@@ -362,6 +371,7 @@ def portal_page(path, methods=('GET',), login=True, nav=None):
                 return _bare_error(404, "This page does not exist.")
             page = Page(request, pool, module)
             page._nav = nav
+            page._upload = upload
             transaction = Transaction()
             try:
                 page.load_tenant()
@@ -403,7 +413,7 @@ def portal_page(path, methods=('GET',), login=True, nav=None):
                         "The service is busy. Please try again in a moment.")
             return security.secure(response)
 
-        endpoint.max_request_size = security.MAX_FORM
+        endpoint.max_request_size = security.MAX_FORM + (upload or 0)
         app.route('/<database_name>' + path, methods=methods)(endpoint)
         return func
     return decorator

@@ -27,6 +27,8 @@ MAX_FORM = 16 * 1024
 MAX_FIELDS = 64
 MAX_VALUE = 2000
 FORM_TYPE = 'application/x-www-form-urlencoded'
+#: The form of a page taking files (`portal_page(upload=...)`)
+UPLOAD_TYPE = 'multipart/form-data'
 
 #: Sent with every page (and static file).
 SECURITY_HEADERS = {
@@ -111,12 +113,57 @@ def parse_form(request):
             max_num_fields=MAX_FIELDS)
     except (UnicodeDecodeError, ValueError):
         raise Refusal(400, N_("The form is malformed.")) from None
+    _check_fields(pairs)
+    return MultiDict(pairs)
+
+
+def _check_fields(pairs):
+    "Refusal for NUL characters, too long names or values"
     for name, value in pairs:
         if '\x00' in name or '\x00' in value:
-            raise Refusal(400, N_("The form is malformed.")) from None
+            raise Refusal(400, N_("The form is malformed."))
         if len(name) > 64 or len(value) > MAX_VALUE:
             raise Refusal(400, N_("A field of the form is too long."))
-    return MultiDict(pairs)
+
+
+def parse_upload(request, max_file):
+    """The fields (MultiDict) and files ({field: (file name, bytes)}) of a
+    multipart form post of a page taking files of at most `max_file` bytes,
+    or Refusal: too large (413), malformed, more than one file per field,
+    fields as for `parse_form` (400).  An empty file field is no file."""
+    from werkzeug.exceptions import RequestEntityTooLarge
+    length = request.content_length
+    if length is not None and length > MAX_FORM + max_file:
+        raise Refusal(413, N_("The file is too large."))
+    request.max_content_length = MAX_FORM + max_file
+    request.max_form_memory_size = MAX_VALUE * 4
+    request.max_form_parts = MAX_FIELDS
+    try:
+        form, uploaded = request.form, request.files
+    except RequestEntityTooLarge:
+        raise Refusal(413, N_("The file is too large.")) from None
+    except (ValueError, UnicodeDecodeError):
+        raise Refusal(400, N_("The form is malformed.")) from None
+    pairs = list(form.items(multi=True))
+    if len(pairs) > MAX_FIELDS:
+        raise Refusal(400, N_("The form is malformed."))
+    _check_fields(pairs)
+    files = {}
+    for name in uploaded:
+        storages = [f for f in uploaded.getlist(name) if f.filename]
+        if len(storages) > 1 or name in files:
+            raise Refusal(400, N_("The form is malformed."))
+        if not storages:
+            continue
+        data = storages[0].stream.read(max_file + 1)
+        if len(data) > max_file:
+            raise Refusal(413, N_("The file is too large."))
+        filename = storages[0].filename
+        if '\x00' in filename or len(filename) > 200:
+            raise Refusal(400, N_("The form is malformed."))
+        if data:
+            files[name] = (filename, data)
+    return MultiDict(pairs), files
 
 
 def secure(response, cache=False):
