@@ -27,6 +27,7 @@ SECRET_QUERY = {
     '/isp_base/notify/meta/': ('hub.verify_token',),
     '/isp_billing/webhook/': ('token',),
     '/isp_base/portal/password': ('token',),
+    '/isp_network/map/open': ('token',),
     }
 #: The loggers that write the requests' URLs.
 LOGGERS = ['trytond.wsgi', 'werkzeug']

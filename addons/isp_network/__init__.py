@@ -1,2 +1,3 @@
 # This file is part of the ISP suite.  The COPYRIGHT file at the top level of
 # this repository contains the full copyright notices and license terms.
+from . import web  # noqa: F401 (the network map's routes)

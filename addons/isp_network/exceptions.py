@@ -34,3 +34,7 @@ class RegistrationError(UserError):
 
 class ImportError_(UserError):
     "Secrets cannot be imported as asked"
+
+
+class MapTilesURLError(ValidationError):
+    "The map's tiles URL is not an http(s) URL with {z}, {x} and {y}"
