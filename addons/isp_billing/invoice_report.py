@@ -8,14 +8,25 @@ or the payment link).
 Service invoices are rendered when printed (never at posting, see
 `Invoice.print_invoice`) and every time: the amount to pay and its QR code
 follow the payments received, so the stock report cache is not used for
-them.  See docs/invoice-pdf.md.
+them; the portal keeps the PDF it served with the key of what it shows
+(`isp.invoice.pdf`).  The WeasyPrint conversion runs in a process of its
+own (`html_to_pdf`).  See docs/invoice-pdf.md.
 """
+import atexit
 import base64
+import concurrent.futures
+import hashlib
 import io
+import logging
+import multiprocessing
+import os
+import threading
 
 import qrcode
 from genshi.template import MarkupTemplate
+from trytond import backend, config
 from trytond.i18n import gettext
+from trytond.model import Index, ModelSQL, fields
 from trytond.pool import Pool, PoolMeta
 from trytond.report import Report
 from trytond.transaction import Transaction
@@ -93,6 +104,17 @@ NUMERIC_CODES = {'IDR': '360'}
 #: Size of the QR code image: pixels per module and quiet zone in modules
 QR_BOX_SIZE = 8
 QR_BORDER = 4
+logger = logging.getLogger(__name__)
+
+
+def _template_version():
+    "A hash of the PDF's template (a kept PDF of another template is stale)"
+    path = os.path.join(os.path.dirname(__file__), 'report', 'invoice.html')
+    with open(path, 'rb') as file:
+        return hashlib.sha256(file.read()).hexdigest()[:16]
+
+
+TEMPLATE_VERSION = _template_version()
 
 
 def labels(code):
@@ -150,6 +172,20 @@ class Invoice(metaclass=PoolMeta):
                     'isp_billing.msg_qris_payload_invalid',
                     company=self.company.rec_name,
                     error=str(exception))) from exception
+
+    def isp_pdf_key(self):
+        """What the PDF shows that may change once the invoice is posted
+        (its state, amount to pay and QR code, language, the invoice's and
+        its branch's last change, the template), hashed: the key of the
+        PDF kept in isp.invoice.pdf"""
+        company = self.company
+        parts = (TEMPLATE_VERSION, self.id, self.state,
+            str(self.amount_to_pay), self.isp_payment_qr(),
+            str(self.write_date or self.create_date),
+            str(company.write_date or company.create_date),
+            str(company.party.write_date or company.party.create_date),
+            self.isp_report_language())
+        return hashlib.sha256(repr(parts).encode()).hexdigest()
 
     def isp_payment_qr(self):
         """What the QR code of the PDF holds: ('qris', payload),
@@ -305,12 +341,7 @@ class InvoiceReport(Report):
         if (report.template_extension in {'html', 'xhtml'}
                 and (report.extension or report.template_extension)
                 == 'pdf'):
-            import weasyprint
-            return 'pdf', weasyprint.HTML(
-                string=data,
-                url_fetcher=weasyprint.URLFetcher(
-                    allowed_protocols={'data'}),
-                ).write_pdf()
+            return 'pdf', html_to_pdf(data)
         return super().convert(report, data, timeout=timeout, retry=retry)
 
     @classmethod
@@ -322,6 +353,115 @@ class InvoiceReport(Report):
                 ('report_name', '=', cls.__name__),
                 ], limit=1)
         return cls._execute(records, header, data, action)
+
+
+def _weasyprint(data):
+    """The PDF of the HTML `data` (WeasyPrint, fetching nothing but the
+    template's own data: URIs)"""
+    import weasyprint
+    return weasyprint.HTML(string=data,
+        url_fetcher=weasyprint.URLFetcher(allowed_protocols={'data'}),
+        ).write_pdf()
+
+
+_CONVERTER = {'executor': None}
+_CONVERTER_LOCK = threading.Lock()
+
+
+def html_to_pdf(data):
+    """The PDF of the HTML `data`, converted in a process of its own
+    (`[isp_billing] pdf_processes`, 1 per server process; 0: in this
+    process): WeasyPrint's layout holds the GIL for a tenth of a second or
+    more, which the other requests of a threaded server process would wait
+    for.  The process is started at the first PDF and kept."""
+    processes = config.getint('isp_billing', 'pdf_processes', default=1)
+    if processes <= 0:
+        return _weasyprint(data)
+    with _CONVERTER_LOCK:
+        executor = _CONVERTER['executor']
+        if executor is None:
+            executor = _CONVERTER['executor'] = (
+                concurrent.futures.ProcessPoolExecutor(
+                    max_workers=processes,
+                    mp_context=multiprocessing.get_context('spawn')))
+            atexit.register(executor.shutdown)
+    try:
+        return executor.submit(_weasyprint, data).result()
+    except concurrent.futures.process.BrokenProcessPool:
+        logger.warning("PDF conversion process lost, converting here")
+        with _CONVERTER_LOCK:
+            if _CONVERTER['executor'] is executor:
+                _CONVERTER['executor'] = None
+        executor.shutdown(wait=False)
+        return _weasyprint(data)
+
+
+class InvoicePDF(ModelSQL):
+    """Invoice PDF: the PDF of a posted service invoice as last rendered,
+    with the key of what it shows (`account.invoice.isp_pdf_key`); served
+    again while the key is the same (the customer portal).  Service
+    invoices do not use the stock `invoice_report_cache`, kept forever
+    from posting: their amount to pay and QR code change."""
+    __name__ = 'isp.invoice.pdf'
+    invoice = fields.Many2One('account.invoice', "Invoice", required=True,
+        ondelete='CASCADE')
+    key = fields.Char("Key", required=True)
+    pdf = fields.Binary("PDF")
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        table = cls.__table__()
+        cls._sql_indexes.add(Index(table,
+                (table.invoice, Index.Range()),
+                (table.key, Index.Equality())))
+
+    @classmethod
+    def fetch(cls, invoice, key):
+        "The kept PDF (bytes) of `invoice` with `key`, else None (1 query)"
+        table = cls.__table__()
+        cursor = Transaction().connection.cursor()
+        cursor.execute(*table.select(table.pdf,
+                where=(table.invoice == invoice.id) & (table.key == key),
+                limit=1))
+        row = cursor.fetchone()
+        return bytes(row[0]) if row and row[0] is not None else None
+
+    @classmethod
+    def keep(cls, invoice, key, content):
+        """Keep `content` as the PDF of `invoice` with `key`, in a
+        transaction of its own (the page's may be read-only); a failure
+        (a lock, the same PDF kept at once by another request) only
+        loses the copy"""
+        try:
+            with Transaction().new_transaction() as transaction:
+                old = cls.search([('invoice', '=', invoice.id)])
+                if old:
+                    cls.delete(old)
+                cls.create([{
+                            'invoice': invoice.id,
+                            'key': key,
+                            'pdf': content,
+                            }])
+                transaction.commit()
+        except backend.DatabaseOperationalError:
+            logger.info("invoice %s: PDF not kept", invoice.id,
+                exc_info=True)
+
+    @classmethod
+    def get_pdf(cls, invoice):
+        """The PDF of `invoice`: the kept one while what it shows is the
+        same, else rendered (by the ISP invoice report) and kept"""
+        pool = Pool()
+        Report = pool.get('isp_billing.invoice', type='report')
+        key = invoice.isp_pdf_key()
+        content = cls.fetch(invoice, key)
+        if content is None:
+            _, content, _, _ = Report.execute([invoice.id], {})
+            content = bytes(content)
+            if invoice.state in {'posted', 'paid', 'cancelled'}:
+                cls.keep(invoice, key, content)
+        return content
 
 
 class _HTMLTemplate(MarkupTemplate):

@@ -23,6 +23,7 @@ Every page, whichever module defines it:
 """
 import functools
 import logging
+import re
 import urllib.parse
 
 from trytond import backend
@@ -415,5 +416,25 @@ def portal_page(path, methods=('GET',), login=True, nav=None, upload=None):
 
         endpoint.max_request_size = security.MAX_FORM + (upload or 0)
         app.route('/<database_name>' + path, methods=methods)(endpoint)
+        if _INT_ARGUMENT.search(path):
+            # a non-numeric id (`/invoice/abc`, `/invoice/-1`) would fall to
+            # trytond's JSON-RPC catch-all (405): the page's 404 instead
+            _not_a_number(_INT_ARGUMENT.sub(r'<\1>', path), methods,
+                login)
         return func
     return decorator
+
+
+#: `<int:name>` arguments of a route's path
+_INT_ARGUMENT = re.compile(r'<int:(\w+)>')
+
+
+def _not_a_number(path, methods, login):
+    """Register `path` (the page's with its `<int:...>` arguments as
+    strings, tried after it: werkzeug prefers the int converter) as a page
+    answering 404"""
+    def not_a_number(page, **kwargs):
+        raise page.not_found()
+    not_a_number.__name__ = not_a_number.__qualname__ = (
+        'not_a_number_%s' % path)
+    portal_page(path, methods=methods, login=login)(not_a_number)

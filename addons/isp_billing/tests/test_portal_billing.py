@@ -13,6 +13,7 @@ import urllib.parse
 from trytond.pool import Pool
 from trytond.tests.test_tryton import DB_NAME, RouteTestCase
 from trytond.transaction import Transaction
+from trytond.wsgi import app
 
 from trytond.modules.isp_base.tests.portal_tools import (
     PASSWORD,
@@ -295,15 +296,28 @@ class PortalBillingTestCase(RouteTestCase):
             with self.subTest(path=path):
                 response = client.get(path)
                 self.assertEqual(response.status_code, 404)
-        # not an id: no page of the portal (4xx)
+        # not a number: the same 404 page (not trytond's 405)
         for path in ['/isp_billing/portal/invoice/-1',
                 '/isp_billing/portal/invoice/abc',
-                '/isp_billing/portal/invoice/1e3/pdf',
-                '/isp_billing/portal/invoice/%d/pdf/x'
-                % self.ids['overdue']]:
+                '/isp_billing/portal/invoice/1e3/pdf']:
             with self.subTest(path=path):
                 response = client.get(path)
-                self.assertIn(response.status_code, {404, 405})
+                self.assertEqual(response.status_code, 404)
+                self.assertIn('Halaman ini tidak ada',
+                    response.get_data(as_text=True))
+        # every portal page with an id in its path, any method
+        for rule in app.url_map.iter_rules():
+            if not ('/portal/' in rule.rule and '<int:' in rule.rule):
+                continue
+            path = re.sub(r'<int:\w+>', 'x1', rule.rule.split('>', 1)[1])
+            for method in sorted(rule.methods - {'HEAD', 'OPTIONS'}):
+                with self.subTest(path=path, method=method):
+                    response = (client.get(path) if method == 'GET'
+                        else client.post(path, {}))
+                    self.assertEqual(response.status_code, 404)
+        response = client.get('/isp_billing/portal/invoice/%d/pdf/x'
+            % self.ids['overdue'])
+        self.assertIn(response.status_code, {404, 405})
         response = client.post('/isp_billing/portal/invoice/99999999/pay')
         self.assertEqual(response.status_code, 404)
         response = client.get((INVOICE % self.ids['overdue'])
@@ -386,6 +400,53 @@ class PortalBillingTestCase(RouteTestCase):
         response = client.post(invoice_path + '/pay')
         self.assertEqual(response.status_code, 303)
         self.assertTrue(response.headers['Location'].endswith(invoice_path))
+
+    def test_pdf_kept(self):
+        """The PDF is rendered at the first ask (WeasyPrint in a process of
+        its own), kept, and served again to any session without rendering
+        while what it shows is the same; a stale one is rendered anew"""
+        import os
+
+        from trytond.modules.isp_billing import invoice_report
+        invoice_id = self.ids['overdue']
+        path = (INVOICE % invoice_id) + '/pdf'
+
+        def kept():
+            with Transaction().start(DB_NAME, 0):
+                Kept = Pool().get('isp.invoice.pdf')
+                return [(k.invoice.id, k.key)
+                    for k in Kept.search([('invoice', '=', invoice_id)])]
+
+        def forget(key=None):
+            with Transaction().start(DB_NAME, 0) as transaction:
+                Kept = Pool().get('isp.invoice.pdf')
+                records = Kept.search([('invoice', '=', invoice_id)])
+                if key:
+                    Kept.write(records, {'key': key})
+                else:
+                    Kept.delete(records)
+                transaction.commit()
+        forget()
+        convert = invoice_report.html_to_pdf
+        with unittest.mock.patch.object(invoice_report, 'html_to_pdf',
+                side_effect=convert) as converted:
+            first = self.portal('siti@example.com').get(path)
+            self.assertEqual(first.status_code, 200)
+            self.assertEqual(converted.call_count, 1)
+            (invoice, key), = kept()
+            self.assertEqual(invoice, invoice_id)
+            again = self.portal('siti@example.com').get(path)
+            self.assertEqual(again.data, first.data)
+            self.assertEqual(converted.call_count, 1)
+            forget('stale')
+            anew = self.portal('siti@example.com').get(path)
+            self.assertEqual(converted.call_count, 2)
+            self.assertEqual(pdf_text(anew.data), pdf_text(first.data))
+            self.assertEqual(kept(), [(invoice_id, key)])
+        # converted in another process (the server's threads go on)
+        executor = invoice_report._CONVERTER['executor']
+        self.assertIsNotNone(executor)
+        self.assertNotIn(os.getpid(), executor._processes)
 
 
 del RouteTestCase

@@ -178,6 +178,31 @@ class PortalPlanTestCase(RouteTestCase):
         self.assertIn("Central 100", body)
         self.assertNotIn("Home 50", body)
 
+    def test_current_plan_not_offered(self):
+        """Each service's form offers the branch's other plans, never the
+        plan the service already has (asking for it is refused)"""
+        ids = self.ids
+        for login, host, offered in [
+                ('siti@example.com', A_HOST, {'home50', 'central'}),
+                ('budi@example.com', A_HOST, {'home50', 'central'}),
+                ('john@example.com', B_HOST, {'central'})]:
+            with self.subTest(login=login):
+                body = self.page(self.portal(login, host=host))
+                forms = re.findall(r'<form [^>]*data-service="(\d+)"'
+                    r'(.*?)</form>', body, re.S)
+                self.assertTrue(forms)
+                with Transaction().start(DB_NAME, 0):
+                    Service = Pool().get('isp.service')
+                    for service_id, form in forms:
+                        service = Service(int(service_id))
+                        choices = {int(v) for v in re.findall(
+                                r'name="plan" value="(\d+)"', form)}
+                        self.assertNotIn(service.plan.id, choices)
+                        if service.plan.id == ids['home20'] or (
+                                host == B_HOST):
+                            self.assertEqual(choices,
+                                {ids[k] for k in offered})
+
     def test_request_and_cancel(self):
         """A request per service: shown pending, a second one refused while
         it is, cancelled by the subscriber"""
@@ -343,8 +368,15 @@ class PortalPlanTestCase(RouteTestCase):
             page.screenshot(path=str(IMG / ('portal-profile%s.png'
                         % suffix)), full_page=True)
             page.goto(base + PLAN)
+            # every navigation entry on the screen, Helpdesk included
+            self.assertEqual(page.locator('.site-nav li').count(), 5)
+            self.assertLessEqual(page.evaluate("Math.max(...Array.from("
+                    "document.querySelectorAll('.site-nav li'), "
+                    "e => e.getBoundingClientRect().right))"), width)
+            self.assertTrue(page.locator('[data-nav="helpdesk"]')
+                .is_visible())
             page.get_by_text(plan, exact=False).first.click()
-            submit('#plan-form button.primary')
+            submit('.plan-form button.primary')
             self.assertEqual(page.locator(
                     '#plan-requests li[data-state="requested"]').count(), 1)
             self.assertLessEqual(page.evaluate(

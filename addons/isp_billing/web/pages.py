@@ -7,11 +7,8 @@ their PDF, paying online and the payments received.
 Pages run as root: every query filters on the tenant and the subscriber
 (`page.search_own`, `page.get_own`); records reached through those are the
 subscriber's."""
-import collections
 import datetime as dt
 import re
-import threading
-import time
 from decimal import Decimal
 
 from trytond.protocols.wrappers import HTTPStatus, Response
@@ -227,59 +224,13 @@ def invoice(page, invoice_id):
         payable=_payable(invoice), notice=notice, error=error)
 
 
-class _PDFCache:
-    """The PDFs rendered lately in this process: a subscriber opening the
-    same invoice again gets it without WeasyPrint (about 0.1 s of CPU, the
-    GIL held).  Keyed by everything the PDF shows that may change: the
-    invoice's and its branch's last change, its state and amount to pay
-    (the QR code follows it); kept `TTL` seconds at most."""
-    SIZE = 256
-    TTL = 600
-
-    def __init__(self):
-        self._entries = collections.OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key):
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is None or entry[0] < time.monotonic():
-                self._entries.pop(key, None)
-                return None
-            self._entries.move_to_end(key)
-            return entry[1]
-
-    def put(self, key, content):
-        with self._lock:
-            self._entries[key] = (time.monotonic() + self.TTL, content)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.SIZE:
-                self._entries.popitem(last=False)
-
-
-PDF_CACHE = _PDFCache()
-
-
-def _pdf_key(page, invoice):
-    company = invoice.company
-    return (page.database_name, invoice.id, invoice.state,
-        str(invoice.amount_to_pay),
-        invoice.write_date or invoice.create_date,
-        company.write_date or company.create_date,
-        invoice.isp_report_language())
-
-
 @portal_page('/isp_billing/portal/invoice/<int:invoice_id>/pdf')
 def invoice_pdf(page, invoice_id):
     "The invoice PDF (the back office's report)"
     invoice = _own_invoice(page, invoice_id)
-    key = _pdf_key(page, invoice)
-    content = PDF_CACHE.get(key)
-    if content is None:
-        Report = page.pool.get('isp_billing.invoice', type='report')
-        _, content, _, _ = Report.execute([invoice.id], {})
-        content = bytes(content)
-        PDF_CACHE.put(key, content)
+    # kept while what it shows is the same (rendered at the first ask,
+    # WeasyPrint in a process of its own: isp.invoice.pdf)
+    content = page.pool.get('isp.invoice.pdf').get_pdf(invoice)
     name = re.sub(r'[^A-Za-z0-9_.-]', '_', invoice.number or str(invoice.id))
     return Response(content, status=HTTPStatus.OK,
         content_type='application/pdf',
