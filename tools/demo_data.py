@@ -568,17 +568,23 @@ def _routers(pool, branches, port, passwords):
         password = router_password(passwords, index)
         existing = Router.search([
                 ('company', '=', company.id), ('code', '=', code)])
+        # where the router shows on the network map (docs/map.md)
+        lat, lon = COUNTRIES[BRANCHES[branch][2][0]]['centre']
+        place = {'latitude': round(lat + 0.03 * index, 6),
+            'longitude': round(lon - 0.02 * index, 6)}
         if existing:
             if existing[0].api_password != password:
                 # a demo made when the routers used the staff password
                 Router.write(existing, {'api_password': password})
+            if existing[0].latitude is None:
+                Router.write(existing, place)
             routers.append(existing[0])
             continue
         values = {
             'company': company.id, 'code': code, 'name': name,
             'host': '127.0.0.1', 'port': port + index,
             'api_username': 'admin', 'api_password': password,
-            'isolation_method': isolation,
+            'isolation_method': isolation, **place,
             }
         if isolation == 'profile':
             values.update(isolation_profile='isolir',
