@@ -21,6 +21,7 @@ _SEGMENT = r'[^/\s?#\'"<>]+'
 SECRET_PATHS = [
     re.compile(r'(/isp_base/notify/callback/%s/)(%s)' % (_SEGMENT, _SEGMENT)),
     re.compile(r'(/isp_billing/pay/)(%s)' % _SEGMENT),
+    re.compile(r'(/isp_voucher/shop/order/%s/)(%s)' % (_SEGMENT, _SEGMENT)),
     ]
 #: Route path prefix: the query parameters that hold a secret there.
 SECRET_QUERY = {

@@ -372,6 +372,9 @@ class Invoice(metaclass=PoolMeta):
         pool = Pool()
         Message = pool.get('isp.message')
         Lang = pool.get('ir.lang')
+        if Transaction().context.get('_isp_no_notices'):
+            # a sale paid at once (the e-voucher shop sends its own)
+            return
         requests = []
         langs = {}
         for invoice in invoices:
@@ -639,7 +642,10 @@ class Invoice(metaclass=PoolMeta):
                             batch['reconcile'].append(
                                 [line_.id for line_ in lines])
             invoice = cls(invoice.id)
-            if batch is None:
+            if Transaction().context.get('_isp_no_notices'):
+                # a sale paid at once: its module sends its own message
+                pass
+            elif batch is None:
                 cls.isp_notify_payment(invoice, amount, date)
                 cls._isp_reactivate_after_payment(
                     {(invoice.company.id, invoice.party.id)})

@@ -30,3 +30,7 @@ class CardError(UserError):
 
 class ResellerError(UserError):
     "A reseller's settings or a sale to it are refused"
+
+
+class ShopError(UserError):
+    "An e-voucher order is refused"

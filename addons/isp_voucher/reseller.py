@@ -39,6 +39,44 @@ from .exceptions import ResellerError
 MAX_COMMISSION = Decimal('0.9')
 
 
+def sale_invoice(company, party, profile, quantity, unit_price,
+        line_description, description, who):
+    """The draft customer invoice (not saved) of `quantity` vouchers of
+    `profile` sold to `party` at `unit_price` (without taxes): the
+    profile's product, the taxes of its price with taxes and its revenue
+    account (the product's category, else the branch's billing
+    configuration); `who` names the buyer in the refusal"""
+    pool = Pool()
+    Invoice = pool.get('account.invoice')
+    Line = pool.get('account.invoice.line')
+    Date = pool.get('ir.date')
+    Configuration = pool.get('isp.billing.configuration')
+    product = profile.product
+    if product.account_category:
+        account = product.account_revenue_used
+    else:
+        account = Configuration.get_value(company, 'revenue_account')
+    line = Line(type='line', company=company, currency=company.currency,
+        invoice_type='out', party=party, product=product,
+        unit=product.default_uom, quantity=quantity, account=account,
+        taxes=profile._customer_taxes(product))
+    line.unit_price = unit_price
+    line.description = line_description
+    address = party.address_get(type='invoice')
+    invoice = Invoice(
+        company=company, type='out', party=party,
+        invoice_address=address, currency=company.currency,
+        account=party.account_receivable_used,
+        invoice_date=Date.today(), payment_term=None,
+        journal=billing_journal(company),
+        description=description, lines=[line])
+    if not invoice.account or not line.account:
+        raise ResellerError(gettext(
+                'isp_voucher.msg_sell_no_account',
+                reseller=who, product=product.rec_name))
+    return invoice
+
+
 class Reseller(
         BranchValuesMixin, BranchOnChangeMixin, InputGuardMixin,
         DeactivableMixin, ModelSQL, ModelView):
@@ -201,41 +239,11 @@ class Reseller(
 
     def _sale_invoice(self, profile, batch, quantity):
         "The draft invoice (not saved) of `quantity` vouchers of `profile`"
-        pool = Pool()
-        Invoice = pool.get('account.invoice')
-        Line = pool.get('account.invoice.line')
-        Date = pool.get('ir.date')
-        Configuration = pool.get('isp.billing.configuration')
-        company = self.company
-        party = self.party
-        product = profile.product
-        # the account and taxes of the profile's price with taxes: the
-        # product's category, else the branch's billing configuration
-        if product.account_category:
-            account = product.account_revenue_used
-        else:
-            account = Configuration.get_value(company, 'revenue_account')
-        line = Line(type='line', company=company, currency=company.currency,
-            invoice_type='out', party=party, product=product,
-            unit=product.default_uom, quantity=quantity, account=account,
-            taxes=profile._customer_taxes(product))
-        line.unit_price = self.wholesale_price(profile.list_price)
-        line.description = gettext('isp_voucher.msg_sell_line',
-            quantity=quantity, profile=profile.rec_name,
-            batch=batch.name)
-        address = party.address_get(type='invoice')
-        invoice = Invoice(
-            company=company, type='out', party=party,
-            invoice_address=address, currency=company.currency,
-            account=party.account_receivable_used,
-            invoice_date=Date.today(), payment_term=None,
-            journal=billing_journal(company),
-            description=batch.rec_name, lines=[line])
-        if not invoice.account or not line.account:
-            raise ResellerError(gettext(
-                    'isp_voucher.msg_sell_no_account',
-                    reseller=self.rec_name, product=profile.product.rec_name))
-        return invoice
+        return sale_invoice(self.company, self.party, profile, quantity,
+            self.wholesale_price(profile.list_price),
+            gettext('isp_voucher.msg_sell_line', quantity=quantity,
+                profile=profile.rec_name, batch=batch.name),
+            batch.rec_name, who=self.rec_name)
 
     def check_credit(self, invoice):
         """Refuse the sale when the reseller's receivable and the invoice's

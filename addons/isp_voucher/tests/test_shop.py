@@ -1,0 +1,431 @@
+# This file is part of the ISP suite.  The COPYRIGHT file at the top level of
+# this repository contains the full copyright notices and license terms.
+"""The e-voucher shop through trytond's WSGI application: two branches with
+their own domains and accounting, a profile sold online in each (and one
+not sold online in Bandung), the central Midtrans account on the fake
+gateway.  Every refusal of the buy form and of the order page, a purchase
+paid through the webhook to the code, a cancelled and a late payment, a
+lost notification settled by the reconciliation."""
+import re
+import unittest
+import urllib.parse
+from decimal import Decimal
+
+from trytond.pool import Pool
+from trytond.tests.test_tryton import DB_NAME, RouteTestCase
+from trytond.transaction import Transaction
+
+from trytond.modules.isp_base.tests.portal_tools import (
+    PortalClient,
+    untranslated,
+)
+from trytond.modules.isp_billing.tests.payment_setup import (
+    SEQUENCES,
+    create_branch,
+    create_gateway,
+    create_sales_tax,
+    run_locked,
+)
+from trytond.modules.isp_voucher import web as voucher_web
+
+from .voucher_setup import create_profile
+
+try:
+    from tools.fake_gateways import FakeMidtrans
+except ImportError:   # an installed wheel without the repository's tools
+    FakeMidtrans = None
+
+A_HOST, B_HOST = 'bandung.shop.test', 'nairobi.shop.test'
+SHOP = '/isp_voucher/shop'
+BUY = '/isp_voucher/shop/buy/%d'
+ORDER = '/isp_voucher/shop/order/%d/%s'
+LEAKS = re.compile(r'Traceback|File "|\w+Error\b|\w+Exception\b')
+
+
+def _branch(name, domain, lang, country):
+    pool = Pool()
+    Lang = pool.get('ir.lang')
+    company = create_branch(name, 'IDR')
+    company.isp_web_domain = domain
+    company.isp_country = country
+    company.save()
+    company.party.lang = Lang.get(lang)
+    company.party.save()
+    return company
+
+
+@unittest.skipIf(FakeMidtrans is None, "tools.fake_gateways missing")
+class ShopTestCase(RouteTestCase):
+    "The e-voucher shop"
+    module = 'isp_voucher'
+
+    @classmethod
+    def setUpClass(cls):
+        cls.midtrans = FakeMidtrans().start()
+        super().setUpClass()
+        cls.ids = run_locked(cls.setup_data, tables=SEQUENCES)[0]
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        cls.midtrans.stop()
+
+    @classmethod
+    def setup_data(cls):
+        pool = Pool()
+        Country = pool.get('country.country')
+        indonesia, kenya = Country.create([
+                {'name': "Indonesia", 'code': 'ID'},
+                {'name': "Kenya", 'code': 'KE'}])
+        a = _branch("NetKita Bandung", A_HOST, 'id', indonesia)
+        b = _branch("NetKita Nairobi", B_HOST, 'en', kenya)
+        ids = {}
+        for company, code in [(a, 'A'), (b, 'B')]:
+            with Transaction().set_context(company=company.id):
+                create_sales_tax(company, '0.11')
+                profile = create_profile(company, code=code + 'H',
+                    price='5000', shop=True, shop_restock=3,
+                    data_quota=2000,
+                    hotspot_dns_name='hotspot.%s.test' % code.lower())
+                ids[code] = profile.id
+        with Transaction().set_context(company=a.id):
+            off = create_profile(a, code='AO', price='9000')
+            ids['off'] = off.id
+        # the head office's central account: both branches use it
+        ids['gateway'] = create_gateway('midtrans', cls.midtrans.url).id
+        ids.update(a=a.id, b=b.id)
+        return ids
+
+    def setUp(self):
+        super().setUp()
+        self.midtrans.reset()
+        self.midtrans.drop_callbacks(None)   # replayed through the route
+
+    # -- helpers --
+
+    def shop(self, host=A_HOST, language='en'):
+        "A visitor of `host` (its pre-session and CSRF token taken)"
+        client = PortalClient(self.client(), DB_NAME, host,
+            language=language)
+        client.get(SHOP)
+        return client
+
+    def page(self, client, path, status=200):
+        response = client.get(path)
+        body = response.get_data(as_text=True)
+        self.assertEqual(response.status_code, status, body[:800])
+        self.assertIsNone(LEAKS.search(body), body[:800])
+        return body
+
+    def counts(self):
+        "(orders, payments, vouchers sold) in the database"
+        with Transaction().start(DB_NAME, 0, readonly=True):
+            pool = Pool()
+            Order = pool.get('isp.voucher.order')
+            Payment = pool.get('isp.payment.transaction')
+            Voucher = pool.get('isp.voucher')
+            return (Order.search_count([]), Payment.search_count([]),
+                Voucher.search_count([('sold_date', '!=', None)]))
+
+    def buy(self, client, profile, phone='0812 3456 7890', email='',
+            amount=None, gateway=None, **kw):
+        if amount is None:
+            amount = '5550'
+        return client.post(BUY % profile, data={
+                'phone': phone, 'email': email, 'amount': amount,
+                'gateway': str(gateway or self.ids['gateway']), **kw})
+
+    def deliver(self, reference):
+        "Post the fake's callbacks of `reference` to the webhook route"
+        statuses = []
+        for delivery in self.midtrans.callbacks:
+            if reference.encode() not in delivery.body:
+                continue
+            parts = urllib.parse.urlsplit(delivery.url)
+            statuses.append(self.client().post(parts.path,
+                    data=delivery.body,
+                    headers=delivery.headers).status_code)
+        self.midtrans.callbacks.clear()
+        return statuses
+
+    def order_of(self, reference):
+        "The order (read in a transaction of its own) of payment `reference`"
+        with Transaction().start(DB_NAME, 0, readonly=True):
+            Payment = Pool().get('isp.payment.transaction')
+            payment, = Payment.search([('reference', '=', reference)])
+            order = payment.document
+            return {
+                'id': order.id, 'token': order.token, 'state': order.state,
+                'number': order.number, 'late': order.late,
+                'voucher': order.voucher.id if order.voucher else None,
+                'code': order.voucher.code if order.voucher else None,
+                'voucher_state': (order.voucher.state if order.voucher
+                    else None),
+                'invoice_state': (order.invoice.state if order.invoice
+                    else None),
+                'invoice_total': (order.invoice.total_amount
+                    if order.invoice else None),
+                'phone': order.phone, 'review': payment.review,
+                'payment_state': payment.state,
+                }
+
+    def place(self, client=None, **kw):
+        "Buy Bandung's profile; return the payment reference"
+        client = client or self.shop()
+        response = self.buy(client, self.ids['A'], **kw)
+        self.assertEqual(response.status_code, 303,
+            response.get_data(as_text=True)[:800])
+        self.assertIn('/snap/', response.headers['Location'])
+        opened = [r for r in self.midtrans.requests
+            if r.path == '/snap/v1/transactions'][-1]
+        return opened.json()['transaction_details']['order_id']
+
+    # -- tests --
+
+    def test_shop_page_languages(self):
+        """The branch's profiles sold online with the price with taxes,
+        validity, quota and speed, in Indonesian and English; never the
+        other branch's nor one not sold online"""
+        # 5,000 + 11 %
+        for language, words in [('id', ['Voucher hotspot', 'Beli', '1 hari',
+                        '2 GB', 'hingga 5 Mbps', 'Rp', '5.550']),
+                ('en', ['Hotspot vouchers', 'Buy', '1 day', '2 GB',
+                        'up to 5 Mbps', 'IDR', '5,550'])]:
+            client = self.shop(language=language)
+            body = self.page(client, SHOP)
+            for word in words:
+                self.assertIn(word, body)
+            self.assertIn(BUY % self.ids['A'], body)
+            self.assertNotIn(BUY % self.ids['B'], body)
+            self.assertNotIn(BUY % self.ids['off'], body)
+        body = self.page(self.shop(B_HOST), SHOP)
+        self.assertIn(BUY % self.ids['B'], body)
+        self.assertNotIn(BUY % self.ids['A'], body)
+        # an unknown host has no shop
+        self.page(self.shop('elsewhere.test'), SHOP, status=404)
+
+    def test_buy_refusals(self):
+        """Every bad input: 4xx with a reason, no order, payment or
+        voucher created"""
+        client = self.shop()
+        self.page(client, BUY % self.ids['A'])
+        before = self.counts()
+        cases = [
+            (dict(phone='12'), 400, 'valid phone'),
+            (dict(phone='+1 202 555 0'), 400, 'valid phone'),
+            (dict(email='not-an-email'), 400, 'valid e-mail'),
+            (dict(amount='1'), 409, 'price has changed'),
+            (dict(amount='5550.01'), 409, 'price has changed'),
+            (dict(amount='abc'), 409, 'price has changed'),
+            (dict(gateway='999999'), 400, 'payment method'),
+            ]
+        for values, status, reason in cases:
+            with self.subTest(values=values):
+                response = self.buy(client, self.ids['A'], **values)
+                body = response.get_data(as_text=True)
+                self.assertEqual(response.status_code, status, body[:800])
+                self.assertIn(reason, body)
+                self.assertIsNone(LEAKS.search(body))
+        for profile in [self.ids['off'], self.ids['B'], 2 ** 31, 0]:
+            with self.subTest(profile=profile):
+                self.assertEqual(
+                    self.buy(client, profile).status_code, 404)
+                self.assertEqual(client.get(BUY % profile).status_code, 404)
+        # without the CSRF token
+        response = client.post(BUY % self.ids['A'], csrf=False, data={
+                'phone': '081234567890', 'amount': '5550',
+                'gateway': str(self.ids['gateway'])})
+        self.assertEqual(response.status_code, 403)
+        self.assertEqual(self.counts(), before)
+        self.assertEqual([r for r in self.midtrans.requests
+                if r.path == '/snap/v1/transactions'], [])
+
+    def test_other_branch_order_404(self):
+        """An order's page needs its branch's host, its id and its token:
+        another branch's order id, a wrong token: 404, never the order"""
+        response = self.buy(self.shop(B_HOST), self.ids['B'],
+            phone='0712 345678')
+        self.assertEqual(response.status_code, 303,
+            response.get_data(as_text=True)[:800])
+        opened = [r for r in self.midtrans.requests
+            if r.path == '/snap/v1/transactions'][-1]
+        reference = opened.json()['transaction_details']['order_id']
+        self.assertTrue(reference.startswith('EV'))
+        order = self.order_of(reference)
+        self.assertEqual(order['phone'], '+254712345678')
+        path = ORDER % (order['id'], order['token'])
+        self.page(self.shop(B_HOST), path)
+        self.page(self.shop(A_HOST), path, status=404)
+        self.page(self.shop(B_HOST),
+            ORDER % (order['id'], 'x' * 22), status=404)
+        self.page(self.shop(B_HOST),
+            ORDER % (order['id'], order['token'][:-1] + '!'), status=404)
+        self.page(self.shop(B_HOST),
+            ORDER % (2 ** 31, order['token']), status=404)
+
+    def test_buy_and_pay(self):
+        """Paid through the webhook: one voucher from the stock (a shop
+        batch generated when empty), sold with the order, the sale invoiced
+        and paid, the code and its QR code on the order page, WhatsApp and
+        e-mail queued; repeated notifications change nothing"""
+        client = self.shop(language='id')
+        reference = self.place(client, email='rina@example.com')
+        self.assertTrue(reference.startswith('EV'))
+        order = self.order_of(reference)
+        self.assertEqual((order['state'], order['voucher']),
+            ('pending', None))
+        self.assertTrue(order['number'].startswith('EV'))
+        opened = [r for r in self.midtrans.requests
+            if r.path == '/snap/v1/transactions'][-1].json()
+        self.assertEqual(opened['transaction_details']['gross_amount'], 5550)
+        path = ORDER % (order['id'], order['token'])
+        self.assertEqual(opened['callbacks']['finish'],
+            'http://%s/%s%s' % (A_HOST, DB_NAME, path))
+        body = self.page(client, path)
+        self.assertIn('http-equiv="refresh"', body)
+        self.assertIn('data-state="pending"', body)
+        self.assertNotIn('voucher-code', body)
+
+        self.midtrans.pay(reference)
+        self.assertEqual(self.deliver(reference), [200])
+        order = self.order_of(reference)
+        self.assertEqual(order['state'], 'paid')
+        self.assertEqual(order['voucher_state'], 'sold')
+        self.assertEqual(order['invoice_state'], 'paid')
+        self.assertEqual(order['invoice_total'], Decimal('5550'))
+        self.assertFalse(order['late'])
+        body = self.page(client, path)
+        self.assertIn(order['code'], body)
+        self.assertIn('id="voucher-qr"', body)
+        self.assertIn('hotspot.a.test/login?username=', body)
+        self.assertNotIn('http-equiv="refresh"', body)
+        self.assertIn('Terima kasih', body)
+
+        # the same notification again: nothing more
+        sold = self.counts()[2]
+        self.midtrans.notify(reference, repeat=3)
+        self.assertEqual(self.deliver(reference), [200] * 3)
+        self.assertEqual(self.counts()[2], sold)
+        self.assertEqual(self.order_of(reference)['voucher'],
+            order['voucher'])
+
+        with Transaction().start(DB_NAME, 0, readonly=True):
+            pool = Pool()
+            Order = pool.get('isp.voucher.order')
+            Message = pool.get('isp.message')
+            Voucher = pool.get('isp.voucher')
+            record = Order(order['id'])
+            messages = Message.search([('origin', '=', str(record))])
+            self.assertEqual(sorted((m.channel, m.event, m.recipient)
+                    for m in messages), [
+                    ('email', 'voucher_delivered', 'rina@example.com'),
+                    ('whatsapp', 'voucher_delivered', '+6281234567890')])
+            self.assertIn(order['code'], messages[0].body)
+            # no invoice or payment notice to the buyer
+            self.assertEqual(Message.search([
+                        ('party', '=', record.party.id),
+                        ('event', '!=', 'voucher_delivered')]), [])
+            voucher = record.voucher
+            self.assertTrue(voucher.batch.shop)
+            self.assertEqual(voucher.invoice_line.invoice, record.invoice)
+            # the rest of the restock stays new for the next buyers
+            self.assertEqual(Voucher.search_count([
+                        ('batch', '=', voucher.batch.id),
+                        ('state', '=', 'new')]), 2)
+            self.assertFalse(record.party.is_subscriber)
+            self.assertEqual(record.party.isp_company, record.company)
+
+        # a second purchase takes the stock: no new batch
+        reference = self.place(client)
+        self.midtrans.pay(reference)
+        self.deliver(reference)
+        second = self.order_of(reference)
+        with Transaction().start(DB_NAME, 0, readonly=True):
+            Voucher = Pool().get('isp.voucher')
+            self.assertEqual(Voucher(second['voucher']).batch,
+                Voucher(order['voucher']).batch)
+
+    def test_cancelled_then_late(self):
+        """An expired payment cancels the order, no voucher; paid after
+        all (late), the buyer gets the voucher and staff a flag"""
+        reference = self.place()
+        before = self.counts()[2]
+        self.midtrans.expire(reference)
+        self.assertEqual(self.deliver(reference), [200])
+        order = self.order_of(reference)
+        self.assertEqual((order['state'], order['voucher']),
+            ('cancelled', None))
+        self.assertEqual(self.counts()[2], before)
+        body = self.page(self.shop(), ORDER % (order['id'], order['token']))
+        self.assertIn('data-state="cancelled"', body)
+        self.assertNotIn('http-equiv="refresh"', body)
+        # the provider reports the payment after all
+        self.midtrans.pay(reference)
+        self.assertEqual(self.deliver(reference), [200])
+        order = self.order_of(reference)
+        self.assertEqual(order['state'], 'paid')
+        self.assertTrue(order['late'])
+        self.assertEqual(order['review'], 'document_settled')
+        self.assertEqual(order['voucher_state'], 'sold')
+
+    def test_failed_payment_no_voucher(self):
+        "A failed payment: cancelled, no voucher"
+        reference = self.place()
+        before = self.counts()[2]
+        self.midtrans.fail(reference)
+        self.deliver(reference)
+        order = self.order_of(reference)
+        self.assertEqual((order['state'], order['voucher']),
+            ('cancelled', None))
+        self.assertEqual(self.counts()[2], before)
+
+    def test_lost_notification_reconciled(self):
+        """The notification lost: the reconciliation's status check
+        settles the order with its voucher"""
+        reference = self.place()
+        self.midtrans.pay(reference)
+        self.midtrans.callbacks.clear()   # lost
+        self.assertEqual(self.order_of(reference)['state'], 'pending')
+
+        def check():
+            Payment = Pool().get('isp.payment.transaction')
+            payment, = Payment.search([('reference', '=', reference)])
+            Payment.check_status([payment])
+        run_locked(check, tables=SEQUENCES)
+        order = self.order_of(reference)
+        self.assertEqual(order['state'], 'paid')
+        self.assertEqual(order['voucher_state'], 'sold')
+
+    def test_staff_see_their_branch(self):
+        "The orders' record rule: a user of Nairobi sees no Bandung order"
+        self.place()
+        self.assertEqual(self.buy(self.shop(B_HOST), self.ids['B'],
+                phone='0712 345678').status_code, 303)
+        with Transaction().start(DB_NAME, 0) as transaction:
+            pool = Pool()
+            User = pool.get('res.user')
+            Group = pool.get('res.group')
+            ModelData = pool.get('ir.model.data')
+            Order = pool.get('isp.voucher.order')
+            group = Group(ModelData.get_id('isp_base', 'group_isp_finance'))
+            user, = User.create([{
+                        'login': 'finance-nbo', 'name': "Finance Nairobi",
+                        'companies': [('add', [self.ids['b']])],
+                        'company': self.ids['b'],
+                        'groups': [('add', [group.id])]}])
+            everyone = {o.company.id for o in Order.search([])}
+            transaction.commit()
+        with Transaction().start(DB_NAME, user.id, context={
+                    'company': self.ids['b'], '_check_access': True}):
+            seen = Pool().get('isp.voucher.order').search([])
+            self.assertEqual(everyone, {self.ids['a'], self.ids['b']})
+            self.assertEqual({o.company.id for o in seen}, {self.ids['b']})
+
+    def test_catalog_complete(self):
+        "Every message of the shop's pages has its Indonesian translation"
+        import os
+        self.assertEqual(untranslated(os.path.dirname(voucher_web.__file__)),
+            [])
+
+
+del RouteTestCase
