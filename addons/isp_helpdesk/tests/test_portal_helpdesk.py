@@ -190,6 +190,40 @@ class PortalHelpdeskTestCase(RouteTestCase):
                     self.assertIn('Lampu LOS merah', body)   # kept
         self.assertEqual(self.counts(), before)
 
+    def test_malformed_uploads(self):
+        """Multipart bodies: two files in a field, broken bodies, one
+        too large, a file on a page taking none: refused (4xx),
+        never an exception, nothing written"""
+        client = self.portal('budi@hd.test')
+        client.get(NEW)
+        token = client.token
+        before = self.counts()
+        two = {'csrf_token': token, 'category': str(self.ids['internet']),
+            'subject': "x", 'description': "y",
+            'attachment': [(io.BytesIO(PNG), 'a.png'),
+                (io.BytesIO(PNG), 'b.png')]}
+        response = client.post(NEW, two)
+        self.assertEqual(response.status_code, 400)
+        for headers, data, status in [
+                ({'Content-Type': 'multipart/form-data; boundary=zz'},
+                    b'--zz\r\nContent-Disposition: form-data; name="a"\r\n'
+                    b'\r\n\xff\x00', 403),
+                ({'Content-Type': 'multipart/form-data'}, b'garbage', 403),
+                ({'Content-Type': 'multipart/form-data; boundary=zz'},
+                    b'--zz\r\n' + b'x' * (MAX_ATTACHMENT + 20000), 413),
+                ]:
+            with self.subTest(data=data[:20]):
+                response = client.open(NEW, method='POST', headers=headers,
+                    data=data)
+                self.assertEqual(response.status_code, status)
+                self.assertIsNone(LEAKS.search(
+                        response.get_data(as_text=True)))
+        # the rating page takes no file: a multipart body is not a form
+        response = client.post(TICKET % 1 + '/rate', {
+                'rating': '5', 'f': (io.BytesIO(PNG), 'a.png')})
+        self.assertEqual(response.status_code, 400)
+        self.assertEqual(self.counts(), before)
+
     def test_other_subscribers_ticket_404(self):
         """Another subscriber's (same branch or the other) ticket, its
         reply and rating: 404, nothing written; not logged in: the login
