@@ -769,3 +769,70 @@ def test_demo_runs_again_reusing_what_exists(demo_dir):
     finally:
         _stop(process)
     assert time.monotonic() - start < 600
+
+
+def test_network_map_in_browser(demo):
+    """ISP > Network Map in Chromium as a branch administrator: the map
+    page opens in a new tab with the token minted for that user, shows the
+    branch's subscribers clustered (no tiles: the tests run offline) and a
+    marker's popup links to the back office; the URL can not be opened
+    again (docs/map.md)"""
+    sync_api = pytest.importorskip('playwright.sync_api')
+    url, _, password = demo
+    client = RPCClient(url, 'isp_demo')
+    client.login('bdg_admin', password)
+    services = client.call('model.isp.service.search_read', [
+            ('state', 'in', ['active', 'isolated']),
+            ('subscriber.latitude', '!=', None)], 0, None, None,
+        ['company.rec_name'])
+    assert services
+    assert {s['company.']['rec_name'] for s in services} == {
+        'Nusantara Net Bandung'}
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path='/usr/bin/chromium', args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(
+                viewport={'width': 1400, 'height': 1000})
+            page = context.new_page()
+            _sao_login(page, url, 'bdg_admin', password)
+            menu = page.get_by_text('Network Map', exact=True).first
+            if not menu.is_visible():
+                page.get_by_text('ISP', exact=True).first.click()
+            with context.expect_page(timeout=30000) as opened:
+                menu.click(timeout=30000)
+            map_page = opened.value
+            failed = []
+            map_page.on('requestfailed', lambda r: failed.append(r.url))
+            map_page.wait_for_selector('body[data-map-ready]',
+                timeout=30000)
+            shown = map_page.get_attribute('body', 'data-map-ready')
+            assert shown == str(len(services))
+            assert map_page.locator('.marker-cluster').count() > 0
+            # Bandung's two routers (tools/demo_data.py gives them a place)
+            assert map_page.locator('.isp-router').count() == 2
+            # a cluster opens on click, down to single markers
+            for _ in range(8):
+                markers = map_page.locator(
+                    '.isp-marker:not(.isp-router)')
+                if markers.count():
+                    break
+                map_page.locator('.marker-cluster').first.click()
+                map_page.wait_for_timeout(400)
+            # a DOM click (Leaflet's handler): markers may overlap
+            markers.first.dispatch_event('click')
+            popup = map_page.locator('.map-popup')
+            popup.wait_for(timeout=10000)
+            link = popup.locator('a[href*="/model/isp.service/"]')
+            assert link.get_attribute('href').startswith('/#isp_demo/')
+            map_page.screenshot(path=str(pathlib.Path(
+                        ROOT, 'docs', 'img', 'network-map.png')))
+            # only the tile server (offline) may fail, nothing of ours
+            assert [u for u in failed if '/isp_demo/' in u] == []
+            # a forged launch URL: refused, no map
+            again = context.new_page()
+            response = again.goto(map_page.url.replace(
+                    '/isp_network/map', '/isp_network/map/open?token=x'))
+            assert response.status == 403
+        finally:
+            browser.close()
