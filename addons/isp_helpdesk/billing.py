@@ -1,7 +1,8 @@
 # This file is part of the ISP suite.  The COPYRIGHT file at the top level of
 # this repository contains the full copyright notices and license terms.
-"""The helpdesk's figures on isp_billing's dashboard (docs/dashboard.md):
-registered only when isp_billing is activated too."""
+"""What isp_helpdesk adds to isp_billing when both are activated: the open
+and breached tickets on the dashboard (docs/dashboard.md) and the CSV/XLSX
+export of the SLA compliance report with isp_billing's report export."""
 from sql.aggregate import Count
 from trytond.model import fields
 from trytond.pool import Pool, PoolMeta
@@ -39,3 +40,24 @@ class Dashboard(metaclass=PoolMeta):
                 (ticket.response_escalation == 'breached')
                 | (ticket.resolution_escalation == 'breached')))
         return figures
+
+
+class SlaCompliance(metaclass=PoolMeta):
+    __name__ = 'isp.helpdesk.sla.compliance'
+
+    #: the exported columns, in order (isp_billing's report export)
+    _isp_export_fields = [
+        'company', 'category', 'priority', 'user', 'tickets', 'backlog',
+        'responded', 'response_met', 'response_rate', 'response_minutes',
+        'resolved', 'resolution_met', 'resolution_rate',
+        'resolution_minutes', 'breached', 'rated', 'rating']
+
+    @classmethod
+    def isp_export_rows(cls, records):
+        from trytond.modules.isp_billing.reporting import ReportMixin
+        return ReportMixin.isp_export_rows.__func__(cls, records)
+
+    @classmethod
+    def isp_export(cls, records, format_='csv'):
+        from trytond.modules.isp_billing.reporting import ReportMixin
+        return ReportMixin.isp_export.__func__(cls, records, format_)

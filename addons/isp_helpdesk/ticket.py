@@ -8,7 +8,7 @@ import math
 from collections import defaultdict
 
 from sql import Literal, Null
-from sql.aggregate import Count, Max, Min
+from sql.aggregate import Avg, Count, Max, Min
 from sql.conditionals import Case
 from trytond.i18n import gettext
 from trytond.model import Index, ModelSQL, ModelView, Workflow, fields
@@ -177,6 +177,14 @@ class Ticket(
     activities = fields.One2Many(
         'isp.helpdesk.ticket.activity', 'ticket', "Activity",
         readonly=True)
+    response_minutes = fields.Integer("Time to First Response",
+        readonly=True,
+        help="Business minutes from the opening to the first response "
+        "(pauses left out).")
+    resolution_minutes = fields.Integer("Time to Resolution",
+        readonly=True,
+        help="Business minutes from the opening to the last resolution "
+        "(pauses left out).")
     rating = fields.Integer("Rating", readonly=True,
         help="The subscriber's rating after the resolution: 1 (bad) to 5.")
     rating_comment = fields.Text("Rating Comment", readonly=True)
@@ -453,6 +461,7 @@ class Ticket(
     def copy(cls, tickets, default=None):
         default = dict(default or {})
         for name in ['number', 'assigned_at', 'opened_at', 'rating',
+                'response_minutes', 'resolution_minutes',
                 'rating_comment', 'rated_at',
                 'first_response_at', 'resolved_at', 'closed_at', 'pauses',
                 'messages', 'activities', 'response_escalation',
@@ -685,8 +694,26 @@ class Ticket(
     @ModelView.button
     @Workflow.transition('resolved')
     def resolve(cls, tickets):
-        cls.write(tickets, {'resolved_at': _now(), 'closed_at': None})
+        now = _now()
+        cls.write(tickets, {'resolved_at': now, 'closed_at': None})
+        cls.store_minutes(tickets, 'resolution', now)
         cls.notify_resolved(tickets)
+
+    @classmethod
+    def store_minutes(cls, tickets, clock, end):
+        """Store the business minutes of `clock` (response or resolution)
+        from the opening to `end` in each ticket's SLA calendar, its pauses
+        left out"""
+        calendars = cls.sla_calendars(tickets)
+        to_write = []
+        for ticket in tickets:
+            _, calendar = calendars[ticket.id]
+            pauses = [(p.start, p.end) for p in ticket.pauses]
+            minutes = sla.elapsed(ticket.opened_at, end, calendar, pauses)
+            to_write.extend(([ticket], {
+                        clock + '_minutes': round(minutes)}))
+        if to_write:
+            cls.write(*to_write)
 
     @classmethod
     def notify_resolved(cls, tickets):
@@ -1048,6 +1075,7 @@ class TicketMessage(_TicketChild, ModelSQL, ModelView):
         for message in first.values():
             Ticket.write([message.ticket], {
                     'first_response_at': message.date})
+            Ticket.store_minutes([message.ticket], 'response', message.date)
         Activity.create_many([
                 Activity.event(m.ticket, 'first_response', None)
                 for m in first.values()])
@@ -1222,6 +1250,19 @@ class SlaCompliance(ModelSQL, ModelView):
     resolution_met = fields.Integer("Resolved in Time")
     breached = fields.Integer("Breached",
         help="Tickets past a deadline while running (by the cron).")
+    backlog = fields.Integer("Backlog",
+        help="Tickets not resolved yet (new, assigned, in progress or "
+        "waiting on the customer).")
+    response_minutes = fields.Float("Average Time to First Response",
+        digits=(16, 0),
+        help="Business minutes from the opening to the first response.")
+    resolution_minutes = fields.Float("Average Time to Resolution",
+        digits=(16, 0),
+        help="Business minutes from the opening to the resolution, pauses "
+        "left out.")
+    rated = fields.Integer("Rated")
+    rating = fields.Float("Average Rating", digits=(3, 2),
+        help="The subscribers' ratings, 1 (bad) to 5.")
     response_rate = fields.Function(fields.Float(
             "Response Compliance", digits=(3, 2),
             help="The share of the first responses given in time."),
@@ -1264,6 +1305,15 @@ class SlaCompliance(ModelSQL, ModelView):
             Count(Case((t.resolved_at <= t.resolution_deadline,
                         t.id))).as_('resolution_met'),
             Count(Case((breached, t.id))).as_('breached'),
+            Count(Case((t.state.in_(list(OPEN_STATES)), t.id))).as_(
+                'backlog'),
+            # floats on both backends (PostgreSQL averages in numeric)
+            cls.response_minutes.sql_cast(Avg(t.response_minutes)).as_(
+                'response_minutes'),
+            cls.resolution_minutes.sql_cast(Avg(t.resolution_minutes)).as_(
+                'resolution_minutes'),
+            Count(t.rating).as_('rated'),
+            cls.rating.sql_cast(Avg(t.rating)).as_('rating'),
             group_by=[t.company, t.category, t.priority, t.assignee])
 
     def get_rate(self, name):

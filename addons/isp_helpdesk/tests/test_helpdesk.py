@@ -546,3 +546,28 @@ class HelpdeskTestCase(ClassSetupMixin, unittest.TestCase):
                 slow_row.resolved, slow_row.resolution_rate),
             (1, 0.0, 0, None))
         self.assertEqual({r.company for r in rows.values()}, {company})
+
+        # times in business minutes, backlog, ratings
+        fast, slow = Ticket(fast.id), Ticket(slow.id)
+        self.assertEqual((fast.response_minutes, fast.resolution_minutes),
+            (30, 60))
+        self.assertEqual((slow.response_minutes, slow.resolution_minutes),
+            (120, None))
+        Ticket.rate(fast, 4, " Fast ")
+        for rating in [0, 6, None]:
+            with self.assertRaises(UserError):
+                Ticket.rate(fast, rating)
+        with self.assertRaises(UserError):
+            Ticket.rate(Ticket(fast.id), 5)      # once
+        with self.assertRaises(UserError):
+            Ticket.rate(slow, 5)                 # still open
+        with as_user(bdg['users'][ADMIN], company):
+            rows = {r.user: r for r in Compliance.search([])}
+        fast_row, slow_row = rows[fast.assignee], rows[slow.assignee]
+        self.assertEqual((fast_row.backlog, fast_row.response_minutes,
+                fast_row.resolution_minutes, fast_row.rated,
+                fast_row.rating), (0, 30, 60, 1, 4))
+        self.assertEqual((slow_row.backlog, slow_row.response_minutes,
+                slow_row.resolution_minutes, slow_row.rated,
+                slow_row.rating), (1, 120, None, 0, None))
+        self.assertEqual(Ticket(fast.id).rating_comment, "Fast")

@@ -1,8 +1,9 @@
 # This file is part of the ISP suite.  The COPYRIGHT file at the top level of
 # this repository contains the full copyright notices and license terms.
-"""The helpdesk's open and breached tickets on isp_billing's dashboard
-(isp_helpdesk registers them only with isp_billing), per branch, as each
-branch's administrator, and in the export."""
+"""What isp_helpdesk adds to isp_billing when both are activated: the open
+and breached tickets on the dashboard, per branch, as each branch's
+administrator, in the dashboard's export; the export of the SLA compliance
+report."""
 import datetime as dt
 import unittest
 
@@ -67,3 +68,26 @@ class HelpdeskDashboardTestCase(unittest.TestCase):
                     self.assertEqual(header[-2:],
                         ["Open Tickets", "Breached Tickets"])
                     self.assertEqual(tuple(rows[0][-2:]), expected)
+
+        # the SLA compliance report through isp_billing's export wizard
+        Compliance = pool.get('isp.helpdesk.sla.compliance')
+        Export = pool.get('isp.report.export', type='wizard')
+        Ticket.rate(Ticket(third), 5)
+        with as_user(bdg['users'][ADMIN], bdg['company']), \
+                Transaction().set_context(active_model=Compliance.__name__,
+                    active_ids=[], active_id=None):
+            session_id, _, _ = Export.create()
+            result = Export.execute(
+                session_id, {'start': {'format': 'csv'}}, 'export')
+            Export.delete(session_id)
+        values = result['view']['defaults']
+        self.assertEqual(values['filename'],
+            'isp_helpdesk_sla_compliance.csv')
+        lines = bytes(values['file']).decode().splitlines()
+        self.assertTrue(lines[0].startswith(
+                'Company,Category,Priority,Technician,Tickets,Backlog,'))
+        self.assertTrue(lines[0].endswith('Rated,Average Rating'))
+        self.assertEqual(len(lines), 1 + len({
+                    t.assignee for t in Ticket.search([
+                            ('company', '=', bdg['company'].id)])}))
+        self.assertIn(',1,5.0', ''.join(lines[1:]))
