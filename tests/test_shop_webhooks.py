@@ -1,0 +1,207 @@
+# This file is part of the ISP suite.  The COPYRIGHT file at the top level of
+# this repository contains the full copyright notices and license terms.
+"""E-voucher orders paid through the gateway webhooks on PostgreSQL, end to
+end: the fake Midtrans posts its callbacks over HTTP to a real `trytond`
+server, one `trytond-worker` runs the queued tasks (the harness of
+tests/test_payment_webhooks.py with isp_voucher activated).
+
+- the same valid notification 10 times at once for one order: ten 200s,
+  one voucher sold, one invoice paid, verdicts applied + 9 duplicates;
+- five orders of one profile paid at once: five different vouchers, the
+  online stock generated once.
+
+Needs TRYTOND_DATABASE_URI on PostgreSQL (scripts/test sets it; the
+`pg_uri` fixture starts a private cluster)."""
+import os
+import pathlib
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.bench_radius import RadiusStack  # noqa: E402
+from bench.bench_voucher import Stack as VoucherStack  # noqa: E402
+from bench.bench_voucher import voucher_hash  # noqa: E402
+from bench.bench_voucher_push import VoucherStack as PushStack  # noqa: E402
+from bench.bench_webhook import (  # noqa: E402
+    SEQUENCES,
+    create_branch,
+    create_gateway,
+    wait_until,
+)
+from tools.fake_gateways import FakeMidtrans  # noqa: E402
+
+pytestmark = pytest.mark.skipif(
+    not (os.environ.get('TRYTOND_DATABASE_URI') or '').startswith(
+        'postgresql'),
+    reason="needs TRYTOND_DATABASE_URI on PostgreSQL (as scripts/test "
+    "sets it)")
+
+
+class Stack(VoucherStack):
+    """isp_voucher activated, a `trytond` server and one worker; the
+    database copied from the template of tests/test_voucher_radius.py
+    (isp_voucher activated, made once per content of the modules, under
+    the same lock)"""
+    db_params = RadiusStack.db_params
+
+    def __init__(self, uri, name):
+        super().__init__(uri, name=name)
+        self.workers = 1
+
+    def create_database(self, template=None):
+        base = 'isp_voucher_tpl_%s' % voucher_hash()
+        with PushStack.template_lock(self, base):
+            if not self._exists(base):
+                PushStack._make_template(self, base)
+        self._sql('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % self.name,
+            'CREATE DATABASE "%s" TEMPLATE "%s"' % (self.name, base))
+
+
+def _setup_shop(gateway_url):
+    """A branch with its 11 % tax and a profile sold online (restock 3);
+    the ids"""
+    from trytond.pool import Pool
+    from trytond.transaction import Transaction
+
+    from trytond.modules.isp_billing.tests.payment_setup import (
+        create_sales_tax,
+    )
+    from trytond.modules.isp_voucher.tests.voucher_setup import (
+        create_profile,
+    )
+    Company = Pool().get('company.company')
+    company = Company(create_branch("NetKita Shop"))
+    company.isp_web_domain = 'shop.netkita.test'
+    company.save()
+    with Transaction().set_context(company=company.id):
+        create_sales_tax(company, '0.11')
+        profile = create_profile(company, code='SH', price='5000',
+            shop=True, shop_restock=3,
+            hotspot_dns_name='hotspot.netkita.test')
+    return {'company': company.id, 'profile': profile.id}
+
+
+@pytest.fixture(scope='module')
+def midtrans():
+    fake = FakeMidtrans().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope='module')
+def stack(pg_uri, midtrans):
+    stack = Stack(pg_uri, name='isp_shop_webhook_test')
+    stack.create_database()
+    stack.init_pool()
+    stack.ids = stack.run_locked(lambda: _setup_shop(midtrans.url),
+        tables=SEQUENCES)
+    with stack.transaction(company=stack.ids['company']):
+        stack.ids['gateway'] = create_gateway('midtrans', midtrans,
+            stack.ids['company'], stack.url)
+    stack.start_workers()
+    stack.start_server()
+    try:
+        yield stack
+    finally:
+        stack.stop_server()
+        stack.stop_workers()
+        stack.drop_database()
+
+
+def _orders(stack, count, phone='081234567890'):
+    "The references of `count` new orders paid online at Midtrans"
+    ids = stack.ids
+
+    def place():
+        from trytond.pool import Pool
+        pool = Pool()
+        Order = pool.get('isp.voucher.order')
+        Company = pool.get('company.company')
+        Profile = pool.get('isp.voucher.profile')
+        Gateway = pool.get('isp.payment.gateway')
+        company = Company(ids['company'])
+        profile = Profile(ids['profile'])
+        references = []
+        for _ in range(count):
+            order = Order.place(company, profile, phone, None,
+                profile.price_with_tax, Gateway(ids['gateway']),
+                language='id')
+            references.append(order.open_payment().reference)
+        return references
+    return stack.run_locked(place, tables=SEQUENCES,
+        company=ids['company'])
+
+
+def _orders_state(stack, references):
+    "{reference: (order state, voucher id, invoice state)}"
+    from trytond.pool import Pool
+    with stack.transaction():
+        Payment = Pool().get('isp.payment.transaction')
+        result = {}
+        for payment in Payment.search([('reference', 'in', references)]):
+            order = payment.document
+            result[payment.reference] = (order.state,
+                order.voucher.id if order.voucher else None,
+                order.invoice.state if order.invoice else None)
+        return result
+
+
+def _paid(stack, references):
+    def check():
+        states = _orders_state(stack, references)
+        return all(s[0] == 'paid' and s[2] == 'paid'
+            for s in states.values())
+    assert wait_until(check, timeout=90), (
+        _orders_state(stack, references), stack.server_log()[-3000:])
+    return _orders_state(stack, references)
+
+
+def test_concurrent_notifications_one_voucher(stack, midtrans):
+    "10 identical notifications at once: one voucher, one paid invoice"
+    reference, = _orders(stack, 1)
+    midtrans.drop_callbacks(1)
+    midtrans.pay(reference)
+    deliveries = midtrans.notify(reference, repeat=10, concurrent=True)
+    assert [d.status for d in deliveries] == [200] * 10, [
+        (d.status, d.answer, d.error) for d in deliveries]
+    (state, voucher_id, invoice_state), = _paid(stack, [reference]).values()
+    from trytond.pool import Pool
+    with stack.transaction():
+        pool = Pool()
+        Notification = pool.get('isp.payment.notification')
+        Voucher = pool.get('isp.voucher')
+        Order = pool.get('isp.voucher.order')
+        Invoice = pool.get('account.invoice')
+        order, = Order.search([('payments.reference', '=', reference)])
+        verdicts = sorted(n.verdict for n in Notification.search(
+                [('transaction.reference', '=', reference)]))
+        assert verdicts == ['applied'] + ['duplicate'] * 9
+        sold = Voucher.search([('sold_date', '!=', None)])
+        assert [v.id for v in sold] == [voucher_id]
+        assert Voucher(voucher_id).state == 'sold'
+        invoices = Invoice.search([('party', '=', order.party.id)])
+        assert [i.state for i in invoices] == ['paid']
+        assert invoices[0].total_amount == order.amount
+
+
+def test_orders_paid_at_once_distinct_vouchers(stack, midtrans):
+    """Five orders of one profile paid at once: five different vouchers
+    (the profile's row lock: one taker of the stock at a time)"""
+    references = _orders(stack, 5, phone='081298765432')
+    midtrans.drop_callbacks(5)
+    for reference in references:
+        midtrans.pay(reference)
+    import threading
+    threads = [threading.Thread(target=midtrans.notify, args=(reference,))
+        for reference in references]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    states = _paid(stack, references)
+    vouchers = [s[1] for s in states.values()]
+    assert len(set(vouchers)) == 5, states
