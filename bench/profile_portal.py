@@ -104,6 +104,8 @@ def measure(name, call, repeat, profile, top, sql=()):
 
 
 def run(uri, repeat, profile, top, sql, subscribers, pool_size):
+    # the PDF converted in this process: its CPU time counted here
+    os.environ.setdefault('TRYTOND_ISP_BILLING__PDF_PROCESSES', '0')
     stack = Stack(uri, name='isp_portal_profile', workers=0, servers=1)
     try:
         logins = bench_portal.populate(stack, subscribers, pool_size)

@@ -364,6 +364,11 @@ def _weasyprint(data):
         ).write_pdf()
 
 
+def _warm():
+    "Load WeasyPrint and its fonts in the conversion process as it starts"
+    _weasyprint('<p>warm</p>')
+
+
 _CONVERTER = {'executor': None}
 _CONVERTER_LOCK = threading.Lock()
 
@@ -382,7 +387,7 @@ def html_to_pdf(data):
         if executor is None:
             executor = _CONVERTER['executor'] = (
                 concurrent.futures.ProcessPoolExecutor(
-                    max_workers=processes,
+                    max_workers=processes, initializer=_warm,
                     mp_context=multiprocessing.get_context('spawn')))
             atexit.register(executor.shutdown)
     try:

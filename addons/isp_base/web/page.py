@@ -172,12 +172,15 @@ class Page:
             party_lang = self.party.lang.code if (
                 self.party and self.party.lang) else None
             browser = self.request.accept_languages.best_match(LANGUAGES)
-            company_party = self.company.party if self.company else None
-            branch = company_party.lang.code if (
-                company_party and company_party.lang) else None
-            self._language = pick_language(party_lang,
-                self.request.cookies.get(security.LANG_COOKIE), browser,
-                branch)
+            candidates = [party_lang,
+                self.request.cookies.get(security.LANG_COOKIE), browser]
+            if pick_language(*candidates, '-') == pick_language('-'):
+                # none served: the branch's language (read only then: its
+                # party's company-dependent language is 2 queries)
+                company_party = self.company.party if self.company else None
+                candidates.append(company_party.lang.code if (
+                        company_party and company_party.lang) else None)
+            self._language = pick_language(*candidates)
         return self._language
 
     @property
@@ -420,7 +423,7 @@ def portal_page(path, methods=('GET',), login=True, nav=None, upload=None):
             # a non-numeric id (`/invoice/abc`, `/invoice/-1`) would fall to
             # trytond's JSON-RPC catch-all (405): the page's 404 instead
             _not_a_number(_INT_ARGUMENT.sub(r'<\1>', path), methods,
-                login)
+                login, upload)
         return func
     return decorator
 
@@ -429,7 +432,7 @@ def portal_page(path, methods=('GET',), login=True, nav=None, upload=None):
 _INT_ARGUMENT = re.compile(r'<int:(\w+)>')
 
 
-def _not_a_number(path, methods, login):
+def _not_a_number(path, methods, login, upload):
     """Register `path` (the page's with its `<int:...>` arguments as
     strings, tried after it: werkzeug prefers the int converter) as a page
     answering 404"""
@@ -437,4 +440,5 @@ def _not_a_number(path, methods, login):
         raise page.not_found()
     not_a_number.__name__ = not_a_number.__qualname__ = (
         'not_a_number_%s' % path)
-    portal_page(path, methods=methods, login=login)(not_a_number)
+    portal_page(path, methods=methods, login=login, upload=upload)(
+        not_a_number)
