@@ -13,8 +13,12 @@ sale invoiced and paid, and the code sent by WhatsApp and e-mail."""
 import datetime as dt
 import secrets
 
+from sql import Null
+from sql.aggregate import Count, Sum
+from sql.conditionals import Coalesce
 from trytond.i18n import gettext
 from trytond.model import Index, ModelSQL, ModelView, fields
+from trytond.modules.currency.fields import Monetary
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval
 from trytond.transaction import Transaction, without_check_access
@@ -466,3 +470,55 @@ class Message(metaclass=PoolMeta):
     @classmethod
     def _get_origins(cls):
         return super()._get_origins() + ['isp.voucher.order']
+
+
+class Dashboard(metaclass=PoolMeta):
+    __name__ = 'isp.report.dashboard'
+
+    voucher_sales_today = Monetary(
+        "Voucher Sales Today", currency='currency', digits='currency',
+        readonly=True,
+        help="Untaxed, of the vouchers invoiced today (online shop and "
+        "resellers).")
+    shop_orders_today = fields.Integer(
+        "Online Orders Today", readonly=True,
+        help="E-voucher orders of the shop paid today.")
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        cls._isp_export_fields = cls._isp_export_fields + [
+            'voucher_sales_today', 'shop_orders_today']
+
+    @classmethod
+    def _dashboard_figures(cls, company, today):
+        pool = Pool()
+        Invoice = pool.get('account.invoice')
+        Line = pool.get('account.invoice.line')
+        Voucher = pool.get('isp.voucher')
+        Order = pool.get('isp.voucher.order')
+        figures = super()._dashboard_figures(company, today)
+        invoice = Invoice.__table__()
+        line = Line.__table__()
+        voucher = Voucher.__table__()
+        figures['voucher_sales_today'] = (line
+            .join(invoice, condition=line.invoice == invoice.id)
+            .select(cls.voucher_sales_today.sql_cast(Coalesce(
+                        Sum(line.quantity * line.unit_price), 0)),
+                where=(invoice.company == company)
+                & (invoice.type == 'out')
+                & invoice.state.in_(['posted', 'paid'])
+                & (line.type == 'line')
+                & (invoice.invoice_date == today)
+                & line.id.in_(voucher.select(voucher.invoice_line,
+                        where=(voucher.invoice_line != Null)
+                        & (voucher.company == company)))))
+        order = Order.__table__()
+        invoice = Invoice.__table__()
+        figures['shop_orders_today'] = (order
+            .join(invoice, condition=order.invoice == invoice.id)
+            .select(Count(order.id),
+                where=(order.company == company)
+                & (order.state == 'paid')
+                & (invoice.invoice_date == today)))
+        return figures

@@ -169,6 +169,14 @@ class ShopTestCase(RouteTestCase):
                 'payment_state': payment.state,
                 }
 
+    def dashboard(self):
+        "(voucher sales today, online orders today) of Bandung"
+        with Transaction().start(DB_NAME, 0, readonly=True, context={
+                    'company': self.ids['a']}):
+            Dashboard = Pool().get('isp.report.dashboard')
+            row, = Dashboard.search([('company', '=', self.ids['a'])])
+            return row.voucher_sales_today, row.shop_orders_today
+
     def place(self, client=None, **kw):
         "Buy Bandung's profile; return the payment reference"
         client = client or self.shop()
@@ -269,6 +277,7 @@ class ShopTestCase(RouteTestCase):
         and paid, the code and its QR code on the order page, WhatsApp and
         e-mail queued; repeated notifications change nothing"""
         client = self.shop(language='id')
+        sales, orders = self.dashboard()
         reference = self.place(client, email='rina@example.com')
         self.assertTrue(reference.startswith('EV'))
         order = self.order_of(reference)
@@ -294,6 +303,9 @@ class ShopTestCase(RouteTestCase):
         self.assertEqual(order['invoice_state'], 'paid')
         self.assertEqual(order['invoice_total'], Decimal('5550'))
         self.assertFalse(order['late'])
+        # the branch's dashboard: the sale (untaxed) and the order today
+        self.assertEqual(self.dashboard(),
+            (sales + Decimal('5000'), orders + 1))
         body = self.page(client, path)
         self.assertIn(order['code'], body)
         self.assertIn('id="voucher-qr"', body)
