@@ -791,6 +791,19 @@ class Ticket(
     def _reopen(cls, tickets):
         cls.write(tickets, {'resolved_at': None, 'closed_at': None})
 
+    def takes_reply(self, now=None):
+        """A message from the customer is taken: the ticket is open, or
+        its category reopens it and the reopen days are not over"""
+        return self.state in OPEN_STATES or (
+            self.category.closed_reply == 'reopen'
+            and self.can_reopen(now or _now()))
+
+    @classmethod
+    def from_inbound_email(cls, email_, rule):
+        "The action of an inbound e-mail rule (see inbound.email_ticket)"
+        from .inbound import email_ticket
+        return email_ticket(email_, rule)
+
     def can_reopen(self, now):
         return bool(self.state in ('resolved', 'closed')
             and self.resolved_at

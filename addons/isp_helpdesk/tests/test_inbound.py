@@ -2,12 +2,19 @@
 # this repository contains the full copyright notices and license terms.
 """Inbound WhatsApp through isp_base's provider callback route: a known
 subscriber's messages open a ticket then add to it, an unknown number opens
-a ticket flagged for staff, STOP opens nothing."""
+a ticket flagged for staff, STOP opens nothing.  Inbound e-mails through
+Tryton's inbound_email route and a rule of the helpdesk's action."""
+from email.message import EmailMessage
+
 from trytond.pool import Pool
 from trytond.tests.test_tryton import DB_NAME, RouteTestCase
 from trytond.transaction import Transaction
 
-from .helpdesk_setup import two_branches
+from trytond.modules.isp_helpdesk.inbound import EMAIL_ACTION
+
+from .helpdesk_setup import create_subscriber, two_branches
+
+PNG = b'\x89PNG\r\n\x1a\n' + b'\x00' * 32
 
 
 class InboundTestCase(RouteTestCase):
@@ -32,6 +39,21 @@ class InboundTestCase(RouteTestCase):
         cls.company = bdg['company'].id
         cls.subscriber = bdg['subscriber'].id
         cls.team = {u.id for u in bdg['internet'].team}
+        # an e-mail subscriber of her own: the WhatsApp one's open ticket
+        # takes his messages
+        siti, _ = create_subscriber(bdg['company'], "Siti",
+            email='Siti_A@Example.com', portal=False)
+        cls.siti = siti.id
+        Inbox = pool.get('inbound.email.inbox')
+        inbox, = Inbox.create([{'name': "Bandung helpdesk", 'rules': [
+                        ('create', [{
+                                    'destination': r'bantuan@',
+                                    'action': EMAIL_ACTION,
+                                    'helpdesk_category':
+                                    bdg['internet'].id}])]}])
+        Inbox.new_identifier([inbox])
+        cls.email_url = '/%s/inbound_email/inbox/%s' % (
+            DB_NAME, inbox.identifier)
 
     def post(self, sender, text, id_):
         response = self.client().post(self.url, json={
@@ -51,7 +73,8 @@ class InboundTestCase(RouteTestCase):
             pool = Pool()
             Ticket = pool.get('isp.helpdesk.ticket')
             Inbound = pool.get('isp.message.inbound')
-            known, unknown = Ticket.search([], order=[('id', 'ASC')])
+            known, unknown = Ticket.search([('channel', '=', 'whatsapp')],
+                order=[('id', 'ASC')])
             self.assertEqual(known.subscriber.id, self.subscriber)
             self.assertEqual(known.company.id, self.company)
             self.assertEqual((known.channel, known.state), (
@@ -73,3 +96,61 @@ class InboundTestCase(RouteTestCase):
             self.assertEqual((inbound['m4'].ticket, inbound['m4'].state),
                 (None, 'new'))
 
+
+    def email(self, sender, subject, text, to='bantuan@bandung.test',
+            attachment=None):
+        message = EmailMessage()
+        message['From'] = 'Budi <%s>' % sender
+        message['To'] = to
+        message['Subject'] = subject
+        message.set_content(text)
+        if attachment:
+            message.add_attachment(attachment, maintype='image',
+                subtype='png', filename='../foto modem.png')
+        response = self.client().post(self.email_url,
+            data=message.as_bytes())
+        self.assertEqual(response.status_code, 204, response.data)
+
+    def test_email_tickets(self):
+        """A known subscriber's e-mail opens a ticket (its photo attached),
+        their reply citing the number adds to it; an unknown sender's opens
+        a ticket To Review, and citing another's number does not reach
+        it; an e-mail the rule does not match opens nothing"""
+        self.email('siti_a@example.com', "Internet putus", "Sejak pagi.\n",
+            attachment=PNG)
+        with Transaction().start(DB_NAME, 0):
+            Ticket = Pool().get('isp.helpdesk.ticket')
+            ticket, = Ticket.search([('channel', '=', 'email')])
+            number = ticket.number
+        self.email('SITI_A@example.COM', "Re: Tiket %s diperbarui" % number,
+            "Sudah saya restart")
+        self.email('orang@mail.test', "Mau pasang baru", "Alamat saya...")
+        self.email('orang@mail.test', "Re: [%s]" % number, "Halo")
+        self.email('siti_a@example.com', "Lain", "Bukan bantuan",
+            to='tagihan@bandung.test')
+        with Transaction().start(DB_NAME, 0):
+            pool = Pool()
+            Ticket = pool.get('isp.helpdesk.ticket')
+            Attachment = pool.get('ir.attachment')
+            Email = pool.get('inbound.email')
+            known, unknown, other = Ticket.search([
+                    ('channel', '=', 'email')], order=[('id', 'ASC')])
+            self.assertEqual((known.subscriber.id, known.company.id,
+                    known.state, known.to_review), (
+                    self.siti, self.company, 'assigned', False))
+            self.assertIn(known.assignee.id, self.team)
+            self.assertEqual((known.subject, known.description),
+                ("Internet putus", "Sejak pagi."))
+            self.assertEqual([(m.kind, m.body) for m in known.messages],
+                [('customer', "Sudah saya restart")])
+            attachment, = Attachment.search(
+                [('resource', '=', str(known))])
+            self.assertEqual((attachment.name, attachment.data),
+                ('foto_modem.png', PNG))
+            self.assertEqual((unknown.subscriber, unknown.to_review,
+                    unknown.contact), (None, True, 'orang@mail.test'))
+            self.assertEqual(other.contact, 'orang@mail.test')
+            self.assertEqual(other.description, "Halo")
+            emails = Email.search([], order=[('id', 'ASC')])
+            self.assertEqual([e.result for e in emails],
+                [known, known, unknown, other, None])

@@ -14,7 +14,7 @@ import re
 
 from trytond.modules.isp_base.web import MAX_ID, N_, portal_page
 
-from ..ticket import OPEN_STATES, PORTAL_TICKET, RATINGS, _now
+from ..ticket import OPEN_STATES, PORTAL_TICKET, RATINGS
 
 TICKETS = '/isp_helpdesk/portal/tickets'
 NEW = '/isp_helpdesk/portal/tickets/new'
@@ -199,14 +199,6 @@ def new(page):
     return page.redirect(TICKET % ticket.id, done='opened')
 
 
-def _replyable(ticket):
-    """A reply is taken: the ticket is open, or its category reopens it
-    and the reopen days are not over"""
-    return ticket.state in OPEN_STATES or (
-        ticket.category.closed_reply == 'reopen'
-        and ticket.can_reopen(_now()))
-
-
 def _ticket_page(page, ticket, status=200, errors=None, values=None):
     Message = page.pool.get('isp.helpdesk.ticket.message')
     messages = Message.search([
@@ -214,7 +206,7 @@ def _ticket_page(page, ticket, status=200, errors=None, values=None):
             ('kind', 'in', SHOWN_MESSAGES),
             ], order=[('date', 'ASC'), ('id', 'ASC')])
     open_ = ticket.state in OPEN_STATES
-    replyable = _replyable(ticket)
+    replyable = ticket.takes_reply()
     return page.render('isp_helpdesk/ticket.html', status=status,
         ticket=ticket, messages=messages, labels=STATE_LABELS,
         local=lambda v: _local(page.company, v),
@@ -248,7 +240,7 @@ def reply(page, ticket_id):
     attachment = _attachment(page, errors)
     if errors:
         return _ticket_page(page, ticket, 400, errors, {'body': body})
-    if not _replyable(ticket):
+    if not ticket.takes_reply():
         return _ticket_page(page, ticket, 400, {
                 'body': page.gettext(N_("This ticket is closed: open a new "
                         "ticket."))}, {'body': body})

@@ -65,9 +65,9 @@ class HelpdeskDashboardTestCase(unittest.TestCase):
                     self.assertEqual(
                         (row.open_tickets, row.breached_tickets), expected)
                     header, rows = Dashboard.isp_export_rows([row])
-                    self.assertEqual(header[-2:],
-                        ["Open Tickets", "Breached Tickets"])
-                    self.assertEqual(tuple(rows[0][-2:]), expected)
+                    exported = dict(zip(header, rows[0], strict=True))
+                    self.assertEqual((exported["Open Tickets"],
+                            exported["Breached Tickets"]), expected)
 
         # the SLA compliance report through isp_billing's export wizard
         Compliance = pool.get('isp.helpdesk.sla.compliance')
