@@ -22,6 +22,9 @@ SECRET_PATHS = [
     re.compile(r'(/isp_base/notify/callback/%s/)(%s)' % (_SEGMENT, _SEGMENT)),
     re.compile(r'(/isp_billing/pay/)(%s)' % _SEGMENT),
     re.compile(r'(/isp_voucher/shop/order/%s/)(%s)' % (_SEGMENT, _SEGMENT)),
+    # Tryton's inbound_email webhook (the helpdesk's e-mails): the inbox's
+    # identifier is its only credential
+    re.compile(r'(/inbound_email/inbox/)(%s)' % _SEGMENT),
     ]
 #: Route path prefix: the query parameters that hold a secret there.
 SECRET_QUERY = {
@@ -32,7 +35,7 @@ SECRET_QUERY = {
     }
 #: The loggers that write the requests' URLs.
 LOGGERS = ['trytond.wsgi', 'werkzeug']
-_URL = re.compile(r'[^\s\'"<>]*/isp_[^\s\'"<>]*')
+_URL = re.compile(r'[^\s\'"<>]*/(?:isp_|inbound_email/)[^\s\'"<>]*')
 
 
 def _query_pattern(names):
@@ -56,7 +59,7 @@ def _redact_url(match):
 
 def redact(text):
     "`text` with the secrets of the ISP routes' URLs replaced by ***"
-    if '/isp_' not in text:
+    if '/isp_' not in text and '/inbound_email/' not in text:
         return text
     return _URL.sub(_redact_url, text)
 

@@ -116,8 +116,13 @@ class InboundTestCase(RouteTestCase):
         their reply citing the number adds to it; an unknown sender's opens
         a ticket To Review, and citing another's number does not reach
         it; an e-mail the rule does not match opens nothing"""
-        self.email('siti_a@example.com', "Internet putus", "Sejak pagi.\n",
-            attachment=PNG)
+        with self.assertLogs('trytond.wsgi', level='INFO') as logs:
+            self.email('siti_a@example.com', "Internet putus",
+                "Sejak pagi.\n", attachment=PNG)
+        # the inbox's identifier is its credential: not in the access log
+        text = '\n'.join(logs.output)
+        self.assertIn('/inbound_email/inbox/***', text)
+        self.assertNotIn(self.email_url.rsplit('/', 1)[1], text)
         with Transaction().start(DB_NAME, 0):
             Ticket = Pool().get('isp.helpdesk.ticket')
             ticket, = Ticket.search([('channel', '=', 'email')])
