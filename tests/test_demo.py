@@ -810,11 +810,12 @@ def test_network_map_in_browser(demo):
             assert shown == str(len(services))
             assert map_page.locator('.marker-cluster').count() > 0
             # Bandung's two routers (tools/demo_data.py gives them a place)
-            assert map_page.locator('.isp-router').count() == 2
+            assert map_page.locator(
+                '.leaflet-marker-icon.isp-router').count() == 2
             # a cluster opens on click, down to single markers
             for _ in range(8):
                 markers = map_page.locator(
-                    '.isp-marker:not(.isp-router)')
+                    '.leaflet-marker-icon.isp-marker:not(.isp-router)')
                 if markers.count():
                     break
                 map_page.locator('.marker-cluster').first.click()
