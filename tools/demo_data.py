@@ -213,6 +213,37 @@ STAFF = [
     ('bdg_tech', "Bandung Technician", 'group_isp_technician', 0),
     ('nbo_admin', "Nairobi Admin", 'group_isp_branch_admin', 1),
     ('nbo_cs', "Nairobi Customer Service", 'group_isp_customer_service', 1),
+    ('nbo_tech', "Nairobi Technician", 'group_isp_technician', 1),
+    ]
+#: The helpdesk per branch (index in BRANCHES): business hours (weekdays
+#: 0-6, local HH:MM) and categories (name, inbound default, installation
+#: default, {priority: (first response, resolution) business minutes})
+HELPDESK_HOURS = {
+    0: [(d, '08:00', '12:00') for d in '012345']
+    + [(d, '13:00', '17:00') for d in '01234'],
+    1: [(d, '07:00', '19:00') for d in '012345'],
+    }
+HELPDESK_CATEGORIES = [
+    ("Internet", True, False, {
+            'normal': (60, 8 * 60), 'high': (30, 4 * 60),
+            'urgent': (15, 2 * 60)}),
+    ("Billing", False, False, {'normal': (120, 16 * 60)}),
+    ("Installation", False, True, {'normal': (240, 3 * 8 * 60)}),
+    ]
+#: The demo's support tickets per branch: (channel, priority, subject, what
+#: happens to it: open, assigned, progress, waiting, resolved, rated,
+#: closed, breached (opened three days before), review (unknown number))
+#: The number an unknown sender wrote from, per branch country
+UNKNOWN_NUMBERS = {'ID': '+6289900000001', 'KE': '+254799000001'}
+HELPDESK_TICKETS = [
+    ('portal', 'normal', "Internet slow in the evening", 'open'),
+    ('whatsapp', 'high', "LOS light red on the modem", 'progress'),
+    ('phone', 'normal', "Wi-Fi password change", 'waiting'),
+    ('email', 'normal', "Invoice amount question", 'resolved'),
+    ('portal', 'normal', "No internet after the storm", 'rated'),
+    ('staff', 'normal', "Cable moved to the living room", 'closed'),
+    ('phone', 'urgent', "Whole street offline", 'breached'),
+    ('whatsapp', 'normal', "I want to subscribe", 'review'),
     ]
 
 
@@ -548,6 +579,7 @@ def load(pool, password):
                 location_records, plan_records, count)
         summary.append((name, created))
     _staff(pool, companies, password)
+    _helpdesk_setup(pool, companies[1:])
     # The demo is configured: no first-login configuration wizard.
     Item = pool.get('ir.module.config_wizard.item')
     Item.write(Item.search([('state', '!=', 'done')]), {'state': 'done'})
@@ -1001,6 +1033,126 @@ def load_voucher_sales(database):
     return _transact(database, _voucher_sales, batch_ids)
 
 
+def _helpdesk_setup(pool, branches):
+    """Each branch's business calendar and helpdesk categories with their
+    SLA targets, the branch's technicians as the team (before the
+    registrations, which open the installation work orders)"""
+    Calendar = pool.get('isp.helpdesk.calendar')
+    Category = pool.get('isp.helpdesk.category')
+    User = pool.get('res.user')
+    ModelData = pool.get('ir.model.data')
+    technician = ModelData.get_id('isp_base', 'group_isp_technician')
+    for index, company in enumerate(branches):
+        with Transaction().set_context(company=company.id):
+            if Calendar.search([('company', '=', company.id)], limit=1):
+                continue
+            Calendar.create([{
+                        'company': company.id,
+                        'name': "%s office hours" % company.rec_name,
+                        'timezone': company.timezone,
+                        'intervals': [('create', [{
+                                        'weekday': day,
+                                        'start_time': datetime.time(
+                                            *map(int, start.split(':'))),
+                                        'end_time': datetime.time(
+                                            *map(int, end.split(':'))),
+                                        } for day, start, end
+                                    in HELPDESK_HOURS[index]])],
+                        }])
+            team = [u.id for u in User.search([
+                        ('groups', '=', technician),
+                        ('companies', '=', company.id)])]
+            Category.create([{
+                        'company': company.id,
+                        'name': name,
+                        'inbound': inbound,
+                        'installation': installation,
+                        'team': [('add', team)],
+                        'slas': [('create', [{
+                                        'priority': priority,
+                                        'first_response': response,
+                                        'resolution': resolution,
+                                        } for priority, (response, resolution)
+                                    in targets.items()])],
+                        } for name, inbound, installation, targets
+                    in HELPDESK_CATEGORIES])
+
+
+def _helpdesk_tickets(pool):
+    """The support tickets of HELPDESK_TICKETS in each branch (once), on
+    its first subscribers, in every channel and state, one breached; then
+    the escalation cron; return [(branch, tickets, breached)]"""
+    Ticket = pool.get('isp.helpdesk.ticket')
+    now = datetime.datetime.now(datetime.UTC).replace(
+        tzinfo=None, microsecond=0)
+    summary = []
+    for company in _branches(pool):
+        with Transaction().set_context(company=company.id):
+            if not Ticket.search([('company', '=', company.id),
+                        ('kind', '=', 'support')], limit=1):
+                _branch_tickets(pool, company, now)
+            Ticket.escalate()
+            tickets = Ticket.search([('company', '=', company.id)])
+            summary.append((company.rec_name, len(tickets), len([
+                            t for t in tickets
+                            if 'breached' in {t.response_escalation,
+                                t.resolution_escalation}])))
+    return summary
+
+
+def _branch_tickets(pool, company, now):
+    Ticket = pool.get('isp.helpdesk.ticket')
+    Category = pool.get('isp.helpdesk.category')
+    Message = pool.get('isp.helpdesk.ticket.message')
+    Party = pool.get('party.party')
+    internet = Category.search([('company', '=', company.id),
+            ('inbound', '=', True)], limit=1)
+    subscribers = Party.search([('isp_company', '=', company.id),
+            ('is_subscriber', '=', True)], order=[('id', 'ASC')],
+        limit=len(HELPDESK_TICKETS))
+    if not internet or not subscribers:
+        return
+    for index, (channel, priority, subject, fate) in enumerate(
+            HELPDESK_TICKETS):
+        opened = now - datetime.timedelta(
+            days=3 if fate == 'breached' else 0, hours=len(
+                HELPDESK_TICKETS) - index)
+        with Transaction().set_context(_isp_helpdesk_now=opened):
+            review = fate == 'review'
+            subscriber = subscribers[index % len(subscribers)]
+            ticket, = Ticket.create([{
+                        'company': company.id,
+                        'subscriber': None if review else subscriber.id,
+                        'category': internet[0].id,
+                        'channel': channel, 'priority': priority,
+                        'subject': subject,
+                        'description': subject + ".",
+                        'contact': UNKNOWN_NUMBERS.get(
+                            company.isp_phone_country()) if review
+                        else None,
+                        'to_review': review,
+                        }])
+        later = opened + datetime.timedelta(minutes=20)
+        with Transaction().set_context(_isp_helpdesk_now=later):
+            if fate not in {'open', 'breached', 'review'}:
+                Ticket.start([ticket])
+                Message.create([{'ticket': ticket.id, 'kind': 'public',
+                            'body': "We are checking it."}])
+            if fate == 'waiting':
+                Ticket.wait([ticket])
+            if fate in {'resolved', 'rated', 'closed'}:
+                Ticket.resolve([ticket])
+            if fate == 'rated':
+                Ticket.rate(ticket, 5, "Fixed the same day, thank you.")
+            if fate == 'closed':
+                Ticket.close([ticket])
+
+
+def load_helpdesk(database):
+    "The helpdesk's tickets (after the registrations' work orders)"
+    return _transact(database, _helpdesk_tickets)
+
+
 def load_network(database, passwords, port, control_port, today=None):
     """Routers on the simulators and a service per subscriber, registered
     (and so billed) 20-23 days before `today`; most first invoices paid,
@@ -1151,6 +1303,9 @@ def main():
             print('portal of %s: http://%s%s/%s/isp_base/portal/login '
                 '%s or %s, password %s' % (branch, host, port,
                     args.database, code, email, secret))
+    for branch, count, breached in load_helpdesk(args.database):
+        print('%s: %d helpdesk tickets, %d breached' % (
+                branch, count, breached))
     for name, currency, posted, paid, overdue, link in _transact(
             args.database, billing_summary):
         print('%s: %d invoices in %s, %d paid, %d overdue' % (
