@@ -8,13 +8,20 @@ tests/test_payment_webhooks.py with isp_voucher activated).
 - the same valid notification 10 times at once for one order: ten 200s,
   one voucher sold, one invoice paid, verdicts applied + 9 duplicates;
 - five orders of one profile paid at once: five different vouchers, the
-  online stock generated once.
+  online stock generated once;
+- in headless Chromium at phone size, in Indonesian and in English: the
+  shop on the branch's host (`shop.localhost`, which Chromium resolves to
+  the loopback), the buy form, the fake Midtrans' page, back to the order
+  page that waits for the payment and shows the code and its QR code; the
+  worker has pushed the voucher to the RouterOS simulator, where the code
+  logs in.  Screenshots: docs/img/shop-*.png.
 
 Needs TRYTOND_DATABASE_URI on PostgreSQL (scripts/test sets it; the
 `pg_uri` fixture starts a private cluster)."""
 import os
 import pathlib
 import sys
+import threading
 
 import pytest
 
@@ -33,6 +40,25 @@ from bench.bench_webhook import (  # noqa: E402
     wait_until,
 )
 from tools.fake_gateways import FakeMidtrans  # noqa: E402
+from tools.routeros_sim import Router as SimRouter  # noqa: E402
+
+try:
+    from playwright.sync_api import sync_playwright
+except ImportError:
+    sync_playwright = None
+
+CHROMIUM = '/usr/bin/chromium'
+CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu',
+    '--disable-background-networking', '--no-first-run',
+    '--disable-component-update', '--disable-sync']
+HOST = 'shop.localhost'
+IMG = ROOT / 'docs' / 'img'
+TEXTS = {
+    'id': {'title': 'Voucher hotspot', 'wait': 'Menunggu pembayaran',
+        'paid': 'Terima kasih', 'bad_phone': 'nomor telepon yang valid'},
+    'en': {'title': 'Hotspot vouchers', 'wait': 'Waiting for your payment',
+        'paid': 'Thank you', 'bad_phone': 'valid phone number'},
+    }
 
 pytestmark = pytest.mark.skipif(
     not (os.environ.get('TRYTOND_DATABASE_URI') or '').startswith(
@@ -61,9 +87,9 @@ class Stack(VoucherStack):
             'CREATE DATABASE "%s" TEMPLATE "%s"' % (self.name, base))
 
 
-def _setup_shop(gateway_url):
-    """A branch with its 11 % tax and a profile sold online (restock 3);
-    the ids"""
+def _setup_shop(sim):
+    """A branch with its 11 % tax and a profile sold online (restock 3) on
+    the simulated router; the ids"""
     from trytond.pool import Pool
     from trytond.transaction import Transaction
 
@@ -71,17 +97,28 @@ def _setup_shop(gateway_url):
         create_sales_tax,
     )
     from trytond.modules.isp_voucher.tests.voucher_setup import (
-        create_profile,
+        create_voucher_product,
     )
-    Company = Pool().get('company.company')
+    pool = Pool()
+    Company = pool.get('company.company')
+    Router = pool.get('isp.router')
+    Profile = pool.get('isp.voucher.profile')
     company = Company(create_branch("NetKita Shop"))
-    company.isp_web_domain = 'shop.netkita.test'
+    company.isp_web_domain = HOST
     company.save()
     with Transaction().set_context(company=company.id):
         create_sales_tax(company, '0.11')
-        profile = create_profile(company, code='SH', price='5000',
-            shop=True, shop_restock=3,
-            hotspot_dns_name='hotspot.netkita.test')
+        router, = Router.create([{
+                    'name': "Hotspot", 'code': 'HS',
+                    'host': sim.address[0], 'port': sim.address[1],
+                    'use_ssl': False, 'api_password': 'shop'}])
+        profile, = Profile.create([{
+                    'company': company.id, 'name': "1 hari 5M",
+                    'product': create_voucher_product(company).id,
+                    'router': router.id, 'validity': 1,
+                    'validity_unit': 'days', 'rate_limit': '2M/5M',
+                    'data_quota': 2000, 'shop': True, 'shop_restock': 3,
+                    'hotspot_dns_name': 'hotspot.netkita.test'}])
     return {'company': company.id, 'profile': profile.id}
 
 
@@ -93,11 +130,19 @@ def midtrans():
 
 
 @pytest.fixture(scope='module')
-def stack(pg_uri, midtrans):
+def sim():
+    router = SimRouter(name='shop', version='7.16.2', password='shop')
+    router.start()
+    yield router
+    router.stop()
+
+
+@pytest.fixture(scope='module')
+def stack(pg_uri, midtrans, sim):
     stack = Stack(pg_uri, name='isp_shop_webhook_test')
     stack.create_database()
     stack.init_pool()
-    stack.ids = stack.run_locked(lambda: _setup_shop(midtrans.url),
+    stack.ids = stack.run_locked(lambda: _setup_shop(sim),
         tables=SEQUENCES)
     with stack.transaction(company=stack.ids['company']):
         stack.ids['gateway'] = create_gateway('midtrans', midtrans,
@@ -195,7 +240,6 @@ def test_orders_paid_at_once_distinct_vouchers(stack, midtrans):
     midtrans.drop_callbacks(5)
     for reference in references:
         midtrans.pay(reference)
-    import threading
     threads = [threading.Thread(target=midtrans.notify, args=(reference,))
         for reference in references]
     for thread in threads:
@@ -205,3 +249,73 @@ def test_orders_paid_at_once_distinct_vouchers(stack, midtrans):
     states = _paid(stack, references)
     vouchers = [s[1] for s in states.values()]
     assert len(set(vouchers)) == 5, states
+
+
+def _hotspot_user(sim, code):
+    return sim.menu('/ip/hotspot/user').find(name=code)
+
+
+@pytest.mark.skipif(sync_playwright is None or not os.path.exists(CHROMIUM),
+    reason="Playwright or Debian's chromium missing")
+@pytest.mark.parametrize('lang', ['id', 'en'])
+def test_buy_in_browser(stack, midtrans, sim, lang):
+    """At phone size: the shop, a refused phone, the buy form, the
+    gateway's page, the order page waiting then showing the code and its
+    QR code; the code logs in on the simulated router"""
+    width, height = 360, 740
+    texts = TEXTS[lang]
+    base = 'http://%s:%d/%s' % (HOST, stack.port, stack.name)
+    IMG.mkdir(parents=True, exist_ok=True)
+    errors = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM,
+            args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(
+                viewport={'width': width, 'height': height}, locale=lang)
+            page = context.new_page()
+            # every answer: no error but the refused phone's 400 (and the
+            # browser's own favicon requests)
+            page.on('response', lambda r: r.status >= 400
+                and not r.url.endswith('/favicon.ico')
+                and not (r.status == 400 and '/shop/buy/' in r.url)
+                and errors.append('%s %s' % (r.status, r.url)))
+            page.on('console', lambda m: m.type == 'error'
+                and 'Failed to load resource' not in m.text
+                and errors.append(m.text))
+            page.goto(base + '/isp_voucher/shop')
+            assert page.locator('html').get_attribute('lang') == lang
+            assert texts['title'] in page.locator('h1').inner_text()
+            assert page.evaluate(
+                "document.documentElement.scrollWidth") <= width
+            page.screenshot(path=str(IMG / ('shop-phone-%s.png' % lang)),
+                full_page=True)
+            page.click('a.buy')
+            page.fill('#phone', '0812 34')
+            page.click('button.primary')
+            assert texts['bad_phone'] in page.locator(
+                '#phone-error').inner_text()
+            page.fill('#phone', '0812 3456 7890')
+            page.click('button.primary')
+            page.wait_for_url('**/snap/v4/redirection/**')
+            page.click('button[value="pay"]')
+            page.wait_for_url('**/isp_voucher/shop/order/**')
+            assert page.url.startswith('http://%s:' % HOST)
+            # the page looks again every few seconds until paid
+            page.wait_for_selector('#voucher-code', timeout=60000)
+            assert texts['paid'] in page.locator('main').inner_text()
+            assert page.locator('#order').get_attribute(
+                'data-state') == 'paid'
+            assert page.locator('#voucher-qr path').count() == 1
+            code = page.locator('#voucher-code').inner_text().strip()
+            assert page.evaluate(
+                "document.documentElement.scrollWidth") <= width
+            page.screenshot(path=str(IMG / ('shop-code-phone-%s.png'
+                        % lang)), full_page=True)
+        finally:
+            browser.close()
+    assert errors == []
+    # pushed by the worker: the code logs in on the router
+    assert wait_until(lambda: _hotspot_user(sim, code), timeout=60), code
+    session = sim.hotspot_login(code, password=code, address='10.5.0.9')
+    assert session
