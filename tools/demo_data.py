@@ -1009,6 +1009,9 @@ def _voucher_sales(pool, batch_ids):
                 Profile.write([profile], {
                         'hotspot_dns_name': 'hotspot%d.demo.isp' % company.id,
                         })
+            if not profile.shop:
+                # offered in the branch's e-voucher shop (docs/shop.md)
+                Profile.write([profile], {'shop': True})
             if not Attachment.search([('resource', '=', str(batch))]):
                 Batch.attach_cards([batch])
             name = "Agen Voucher %s" % company.party.name

@@ -152,14 +152,16 @@ class InputsTestCase(RouteTestCase):
                         '/isp_base/notify/callback/7/' + AT_SECRET,
                         '/isp_base/notify/meta/7?hub.mode=subscribe'
                         '&hub.verify_token=' + AT_SECRET,
-                        '/isp_billing/pay/' + AT_SECRET]:
+                        '/isp_billing/pay/' + AT_SECRET,
+                        '/isp_voucher/shop/order/7/' + AT_SECRET]:
                     urllib.request.urlopen(base + path, timeout=5).read()
         finally:
             server.shutdown()
             thread.join()
         text = '\n'.join(logs.output)
         self.assertNotIn(AT_SECRET[:8], text)
-        self.assertEqual(text.count('***'), 3, text)
+        self.assertEqual(text.count('***'), 4, text)
+        self.assertIn('/isp_voucher/shop/order/7/***', text)
 
     def test_redact_only_listed_secrets(self):
         "Only the listed path arguments and query parameters are masked"
