@@ -24,6 +24,8 @@ from .page import (
     NAV_SLOTS,
     NAVIGATION,
     Page,
+    form_id,
+    local_time,
     portal_page,
 )
 from .security import (
@@ -39,6 +41,6 @@ from .static import static_url
 __all__ = [
     'CSRF_FIELD', 'Formatter', 'HOME', 'LANGUAGES', 'LANG_COOKIE', 'LOGIN',
     'MAX_ID', 'NAVIGATION', 'NAV_SLOTS', 'N_', 'PRE_COOKIE', 'Page',
-    'Refusal', 'SESSION_COOKIE', 'csrf_token', 'pick_language',
-    'portal_page', 'static_url',
+    'Refusal', 'SESSION_COOKIE', 'csrf_token', 'form_id', 'local_time',
+    'pick_language', 'portal_page', 'static_url',
     ]

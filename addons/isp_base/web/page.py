@@ -21,6 +21,7 @@ Every page, whichever module defines it:
   error page (in the visitor's language) with a short reason for a refusal;
   an unexpected error is logged and answered 500 with no detail.
 """
+import datetime as dt
 import functools
 import logging
 import re
@@ -54,6 +55,27 @@ accesslog.install()
 
 #: The largest database id (PostgreSQL's integer): bigger ids are 404.
 MAX_ID = 2 ** 31 - 1
+
+
+def form_id(value):
+    "A database id of a form or path value (positive, below MAX_ID), else None"
+    try:
+        value = int(value)
+    except (TypeError, ValueError):
+        return None
+    return value if 0 < value <= MAX_ID else None
+
+
+def local_time(company, value):
+    """The naive UTC datetime `value` in the branch's time zone (aware;
+    UTC for a branch without one), None for None"""
+    if value is None:
+        return None
+    value = value.replace(tzinfo=dt.UTC)
+    if company.timezone:
+        from zoneinfo import ZoneInfo
+        value = value.astimezone(ZoneInfo(company.timezone))
+    return value
 
 #: The navigation slots of the layout, in order: (key, label).  A module
 #: fills a slot by registering a page with ``nav='<key>'``; empty slots
@@ -219,12 +241,9 @@ class Page:
         """The subscriber's record `record_id` of `Model` in the tenant,
         else 404 (another subscriber's, another branch's, unknown or not an
         id the database holds)"""
-        try:
-            record_id = int(record_id)
-        except (TypeError, ValueError):
-            raise self.not_found() from None
-        if not 0 < record_id <= MAX_ID:
-            raise self.not_found() from None
+        record_id = form_id(record_id)
+        if record_id is None:
+            raise self.not_found()
         found = self.search_own(Model, [('id', '=', record_id)], limit=1,
             party_field=party_field, company_field=company_field)
         if not found:

@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from trytond.protocols.wrappers import HTTPStatus, Response
 
-from trytond.modules.isp_base.web import N_, portal_page
+from trytond.modules.isp_base.web import N_, local_time, portal_page
 from trytond.modules.isp_base.web.routes import _base_url
 
 from ..exceptions import PaymentGatewayError, PaymentOnlineError
@@ -99,17 +99,6 @@ def _usage(services, today):
     return result
 
 
-def _local(company, value):
-    "The UTC datetime `value` in the branch's time zone"
-    if value is None:
-        return None
-    value = value.replace(tzinfo=dt.UTC)
-    if company.timezone:
-        from zoneinfo import ZoneInfo
-        value = value.astimezone(ZoneInfo(company.timezone))
-    return value
-
-
 def _next_amount(plan, company, date):
     """The plan's monthly price with its taxes (as the billing run puts
     them on the invoice)"""
@@ -147,8 +136,8 @@ def dashboard(page):
         rows.append({
                 'service': service,
                 'status': service_status(service),
-                'since': _local(page.company, service.live_since),
-                'last_online': _local(page.company,
+                'since': local_time(page.company, service.live_since),
+                'last_online': local_time(page.company,
                     service.last_online or service.live_since),
                 'usage': usage[service.id],
                 'next_date': next_date,

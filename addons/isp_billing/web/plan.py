@@ -4,7 +4,7 @@
 another plan of the branch for one of their services (an
 isp.plan.change.request staff approve or refuse in the back office), sees
 their requests and cancels a pending one."""
-from trytond.modules.isp_base.web import MAX_ID, N_, portal_page
+from trytond.modules.isp_base.web import N_, form_id, portal_page
 
 from ..plan_request import OPEN_SERVICE_STATES, plan_domain
 
@@ -47,15 +47,6 @@ def _form(page, status=200, error=None, service_id=None, plan_id=None):
         notice=page.gettext(DONE[done]) if done in DONE else None)
 
 
-def _id(value):
-    "A positive database id of a form value, else None"
-    try:
-        value = int(value)
-    except (TypeError, ValueError):
-        return None
-    return value if 0 < value <= MAX_ID else None
-
-
 @portal_page(PLAN_PATH, methods=('GET', 'POST'), nav='plan')
 def plan(page):
     "Ask for another plan of the branch for one of the services"
@@ -68,11 +59,11 @@ def plan(page):
     service_id, plan_id = page.form.get('service'), page.form.get('plan')
     if not service_id or not plan_id:
         return _form(page, 400, page.gettext(
-                N_("Choose a service and a plan.")), _id(service_id),
-            _id(plan_id))
+                N_("Choose a service and a plan.")), form_id(service_id),
+            form_id(plan_id))
     service = page.get_own(Service, service_id, party_field='subscriber')
     # another branch's plan, an inactive or unknown one: not found
-    plan_id = _id(plan_id)
+    plan_id = form_id(plan_id)
     plans = Template.search([('id', '=', plan_id or 0),
             plan_domain(page.company.id)], limit=1) if plan_id else []
     if not plans:

@@ -9,10 +9,14 @@ Pages run as root: every query filters on the tenant and the subscriber
 (`page.search_own`, `page.get_own`); records reached through those are the
 subscriber's.  Every check is made before anything is written: a refusal
 answers 400 (another subscriber's or branch's id: 404) with nothing saved."""
-import datetime as dt
 import re
 
-from trytond.modules.isp_base.web import MAX_ID, N_, portal_page
+from trytond.modules.isp_base.web import (
+    N_,
+    form_id,
+    local_time,
+    portal_page,
+)
 
 from ..ticket import OPEN_STATES, PORTAL_TICKET, RATINGS
 
@@ -45,26 +49,6 @@ DONE = {
     }
 #: The conversation a subscriber sees (internal notes are staff's)
 SHOWN_MESSAGES = ('public', 'customer')
-
-
-def _local(company, value):
-    "The naive UTC `value` in the branch's time zone"
-    if value is None:
-        return None
-    value = value.replace(tzinfo=dt.UTC)
-    if company.timezone:
-        from zoneinfo import ZoneInfo
-        value = value.astimezone(ZoneInfo(company.timezone))
-    return value
-
-
-def _id(value):
-    "A positive database id of a form value, else None"
-    try:
-        value = int(value)
-    except (TypeError, ValueError):
-        return None
-    return value if 0 < value <= MAX_ID else None
 
 
 def attachment_kind(data):
@@ -130,7 +114,7 @@ def tickets(page):
     found = page.search_own(Ticket, [], party_field='subscriber',
         order=[('opened_at', 'DESC'), ('id', 'DESC')], limit=LIST_LIMIT)
     return page.render('isp_helpdesk/tickets.html', tickets=found,
-        labels=STATE_LABELS, local=lambda v: _local(page.company, v),
+        labels=STATE_LABELS, local=lambda v: local_time(page.company, v),
         notice=_notice(page))
 
 
@@ -156,8 +140,8 @@ def new(page):
     Ticket = pool.get('isp.helpdesk.ticket')
     form = page.form
     values = {
-        'category': _id(form.get('category')),
-        'service': _id(form.get('service')),
+        'category': form_id(form.get('category')),
+        'service': form_id(form.get('service')),
         'subject': ' '.join((form.get('subject') or '').split()),
         'description': (form.get('description') or '').strip(),
         }
@@ -209,7 +193,7 @@ def _ticket_page(page, ticket, status=200, errors=None, values=None):
     replyable = ticket.takes_reply()
     return page.render('isp_helpdesk/ticket.html', status=status,
         ticket=ticket, messages=messages, labels=STATE_LABELS,
-        local=lambda v: _local(page.company, v),
+        local=lambda v: local_time(page.company, v),
         replyable=replyable, reopens=replyable and not open_,
         ratable=ticket.state in ('resolved', 'closed') and not ticket.rating,
         ratings=RATINGS, errors=errors or {}, values=values or {},
@@ -256,7 +240,7 @@ def rate(page, ticket_id):
     "Rate a resolved or closed ticket 1-5 with a comment, once"
     Ticket = page.pool.get('isp.helpdesk.ticket')
     ticket = _own_ticket(page, ticket_id)
-    rating = _id(page.form.get('rating'))
+    rating = {str(r): r for r in RATINGS}.get(page.form.get('rating'))
     comment = (page.form.get('comment') or '').strip()
     if ticket.state not in ('resolved', 'closed'):
         reason = N_("This ticket can be rated once it is resolved.")
