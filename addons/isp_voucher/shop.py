@@ -230,7 +230,8 @@ class Order(SecretDefaultsMixin, ModelSQL, ModelView):
             return 'phone', None
         if email and email_problem(email):
             return 'email', None
-        if amount is None or amount != profile.price_with_tax:
+        if (amount is None or not amount.is_finite()
+                or amount != profile.price_with_tax):
             return 'amount', None
         return None, number
 

@@ -433,6 +433,38 @@ class ShopTestCase(RouteTestCase):
             self.assertEqual(everyone, {self.ids['a'], self.ids['b']})
             self.assertEqual({o.company.id for o in seen}, {self.ids['b']})
 
+    def test_hostile_requests(self):
+        """Hostile path arguments, bodies and methods on the shop's routes:
+        never a 5xx nor an exception's text, nothing created"""
+        client = self.shop()
+        before = self.counts()
+        paths = [SHOP, BUY % self.ids['A'], BUY % 0,
+            '/isp_voucher/shop/buy/abc',
+            '/isp_voucher/shop/buy/%d' % 2 ** 63,
+            ORDER % (1, 'a' * 22), ORDER % (2 ** 40, 'a' * 22),
+            ORDER % (1, '%00' * 20), ORDER % (1, 'é' * 30),
+            ORDER % (1, 'a' * 5000), '/isp_voucher/shop/order/x/y']
+        bodies = [b'', b'phone=%00&amount=5550', b'amount=' + b'9' * 1900,
+            b'phone=\xff\xfe&amount=1e999999', b'gateway=-1&amount=NaN',
+            b'amount=Infinity&phone=081234567890', b'a=' * 70,
+            b'amount=sNaN&phone=081234567890&gateway=%d'
+            % self.ids['gateway']]
+        for path in paths:
+            for method in ['GET', 'POST', 'PUT', 'DELETE']:
+                response = client.open(path, method=method)
+                with self.subTest(path=path, method=method):
+                    self.assertLess(response.status_code, 500)
+            for body in bodies:
+                token = ('&csrf_token=%s' % client.token).encode()
+                response = client.open(path, method='POST',
+                    data=body + token,
+                    content_type='application/x-www-form-urlencoded')
+                text = response.get_data(as_text=True)
+                with self.subTest(path=path, body=body[:40]):
+                    self.assertLess(response.status_code, 500, text[:400])
+                    self.assertIsNone(LEAKS.search(text), text[:400])
+        self.assertEqual(self.counts(), before)
+
     def test_catalog_complete(self):
         "Every message of the shop's pages has its Indonesian translation"
         import os
