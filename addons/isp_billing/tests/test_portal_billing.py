@@ -401,6 +401,49 @@ class PortalBillingTestCase(RouteTestCase):
         self.assertEqual(response.status_code, 303)
         self.assertTrue(response.headers['Location'].endswith(invoice_path))
 
+    def test_queries_constant(self):
+        """The queries of the dashboard, invoices and PDF pages do not grow
+        with the subscriber's invoices (none per record)"""
+        from trytond import backend
+        name = backend.name
+        module = __import__('trytond.backend.%s.database' % name,
+            fromlist=['database'])
+        Cursor = (module.LoggingCursor if name == 'postgresql'
+            else module.SQLiteCursor)
+        execute = Cursor.__mro__[1].execute
+        counted = []
+
+        def count(self, *args, **kwargs):
+            counted.append(1)
+            return execute(self, *args, **kwargs)
+
+        client = self.portal('budi@example.com')
+        pages = ['/isp_billing/portal/dashboard',
+            '/isp_billing/portal/invoices',
+            (INVOICE % self.ids['budi']) + '/pdf']
+
+        def queries():
+            result = []
+            for path in pages:
+                client.get(path)   # warm this process's caches
+                counted.clear()
+                with unittest.mock.patch.object(Cursor, 'execute', count,
+                        create=True):
+                    self.assertEqual(client.get(path).status_code, 200)
+                result.append(len(counted))
+            return result
+        before = queries()
+        self.assertTrue(all(before), before)
+
+        def more():
+            budi, = Pool().get('party.party').search([
+                    ('name', '=', "Budi Santoso")])
+            create_invoices(budi.isp_company, budi, 11000, count=3)
+        run_locked(more, tables=SEQUENCES)
+        self.assertEqual(queries(), before)
+        self.assertIn('data-state', self.page(client,
+                '/isp_billing/portal/invoices'))
+
     def test_pdf_kept(self):
         """The PDF is rendered at the first ask (WeasyPrint in a process of
         its own), kept, and served again to any session without rendering
