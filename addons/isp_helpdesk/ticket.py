@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import math
 from collections import defaultdict
+from zoneinfo import ZoneInfo
 
 from sql import Literal, Null
 from sql.aggregate import Avg, Count, Max, Min
@@ -75,6 +76,12 @@ def _now():
     now = (Transaction().context.get('_isp_helpdesk_now')
         or dt.datetime.now(dt.UTC).replace(tzinfo=None))
     return now.replace(microsecond=0)
+
+
+def _midnight(day, zone):
+    "The naive UTC instant of the start of `day` in `zone`"
+    return dt.datetime.combine(day, dt.time(), zone).astimezone(
+        dt.UTC).replace(tzinfo=None)
 
 
 def _timestamp(value):
@@ -1248,6 +1255,25 @@ class Workload(ModelSQL, ModelView):
             group_by=[t.company, t.assignee])
 
 
+class SlaComplianceContext(ModelView):
+    "ISP Helpdesk SLA Compliance Context"
+    __name__ = 'isp.helpdesk.sla.compliance.context'
+
+    from_date = fields.Date("From Date",
+        domain=['OR',
+            ('from_date', '<=', Eval('to_date', None)),
+            ('from_date', '=', None),
+            ],
+        help="The tickets opened from this day (the branch's days); "
+        "empty: since the first.")
+    to_date = fields.Date("To Date",
+        domain=['OR',
+            ('to_date', '>=', Eval('from_date', None)),
+            ('to_date', '=', None),
+            ],
+        help="The tickets opened up to this day included; empty: today.")
+
+
 class SlaCompliance(ModelSQL, ModelView):
     "ISP Helpdesk SLA Compliance"
     __name__ = 'isp.helpdesk.sla.compliance'
@@ -1293,6 +1319,31 @@ class SlaCompliance(ModelSQL, ModelView):
             ('user', 'ASC'), ('id', 'ASC')]
 
     @classmethod
+    def _period_where(cls, table):
+        """The tickets opened within the context's from and to dates, each
+        branch's days in its own time zone"""
+        pool = Pool()
+        Company = pool.get('company.company')
+        context = Transaction().context
+        from_date, to_date = context.get('from_date'), context.get(
+            'to_date')
+        if not from_date and not to_date:
+            return Literal(True)
+        where = Literal(False)
+        with without_check_access():
+            companies = Company.search([])
+        for company in companies:
+            zone = ZoneInfo(company.timezone or 'UTC')
+            clause = table.company == company.id
+            if from_date:
+                clause &= table.opened_at >= _midnight(from_date, zone)
+            if to_date:
+                clause &= table.opened_at < _midnight(
+                    to_date + dt.timedelta(days=1), zone)
+            where |= clause
+        return where
+
+    @classmethod
     def table_query(cls):
         "One row per branch, category, priority and assignee"
         pool = Pool()
@@ -1327,6 +1378,7 @@ class SlaCompliance(ModelSQL, ModelView):
                 'resolution_minutes'),
             Count(t.rating).as_('rated'),
             cls.rating.sql_cast(Avg(t.rating)).as_('rating'),
+            where=cls._period_where(t),
             group_by=[t.company, t.category, t.priority, t.assignee])
 
     def get_rate(self, name):

@@ -571,3 +571,17 @@ class HelpdeskTestCase(ClassSetupMixin, unittest.TestCase):
                 slow_row.resolution_minutes, slow_row.rated,
                 slow_row.rating), (1, 120, None, 0, None))
         self.assertEqual(Ticket(fast.id).rating_comment, "Fast")
+
+        # a period of opening days, in the branch's days: Monday 06:00 WIB
+        # is Sunday 23:00 UTC, and on Monday in Bandung
+        open_ticket(bdg, cs, local(WIB, 2026, 12, 7, 6, 0))
+        for period, count in [
+                ({'from_date': dt.date(2026, 12, 7),
+                        'to_date': dt.date(2026, 12, 7)}, 3),
+                ({'from_date': dt.date(2026, 12, 8)}, 0),
+                ({'to_date': dt.date(2026, 12, 6)}, 0)]:
+            with self.subTest(period=period):
+                with as_user(bdg['users'][ADMIN], company), \
+                        Transaction().set_context(period):
+                    self.assertEqual(sum(r.tickets
+                            for r in Compliance.search([])), count)
