@@ -515,6 +515,13 @@ class HelpdeskTestCase(ClassSetupMixin, unittest.TestCase):
             ('installation', bdg['billing'], 'assigned'))
         self.assertEqual(ticket.assignee, bdg['tech3'])
         self.assertEqual(ticket.subscriber, service.subscriber)
+        # a work order is no support ticket: no notice to the subscriber
+        # when it is received or resolved
+        with as_user(ticket.assignee, company):
+            Ticket.resolve([ticket])
+        self.assertEqual(pool.get('isp.message').search(
+                [('origin', '=', str(ticket))], count=True), 0)
+        self.assertIsNotNone(Ticket(ticket.id).resolution_minutes)
         self.assertIn("Jl. Dago 12", ticket.description)
         self.assertIn("-6.8915, 107.6107", ticket.description)
         self.assertTrue(ticket.number.startswith('T-'))
