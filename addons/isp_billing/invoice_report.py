@@ -369,7 +369,9 @@ def _warm():
     _weasyprint('<p>warm</p>')
 
 
-_CONVERTER = {'executor': None}
+#: the conversion process pool of this process (a forked child makes its
+#: own: `pid`)
+_CONVERTER = {'executor': None, 'pid': None}
 _CONVERTER_LOCK = threading.Lock()
 
 
@@ -380,18 +382,26 @@ def html_to_pdf(data):
     more, which the other requests of a threaded server process would wait
     for.  The process is started at the first PDF and kept."""
     processes = config.getint('isp_billing', 'pdf_processes', default=1)
-    if processes <= 0:
+    if processes <= 0 or multiprocessing.current_process().daemon:
+        # (a daemonic process may not have children)
         return _weasyprint(data)
     with _CONVERTER_LOCK:
         executor = _CONVERTER['executor']
-        if executor is None:
+        if executor is None or _CONVERTER['pid'] != os.getpid():
             executor = _CONVERTER['executor'] = (
                 concurrent.futures.ProcessPoolExecutor(
                     max_workers=processes, initializer=_warm,
                     mp_context=multiprocessing.get_context('spawn')))
+            _CONVERTER['pid'] = os.getpid()
             atexit.register(executor.shutdown)
     try:
-        return executor.submit(_weasyprint, data).result()
+        future = executor.submit(_weasyprint, data)
+    except (RuntimeError, OSError):
+        logger.warning("no PDF conversion process, converting here",
+            exc_info=True)
+        return _weasyprint(data)
+    try:
+        return future.result()
     except concurrent.futures.process.BrokenProcessPool:
         logger.warning("PDF conversion process lost, converting here")
         with _CONVERTER_LOCK:
