@@ -3,7 +3,7 @@
 """E-voucher orders paid through the gateway webhooks on PostgreSQL, end to
 end: the fake Midtrans posts its callbacks over HTTP to a real `trytond`
 server, one `trytond-worker` runs the queued tasks (the harness of
-tests/test_payment_webhooks.py with isp_voucher activated).
+bench/bench_shop.py).
 
 - the same valid notification 10 times at once for one order: ten 200s,
   one voucher sold, one invoice paid, verdicts applied + 9 duplicates;
@@ -29,16 +29,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.bench_radius import RadiusStack  # noqa: E402
-from bench.bench_voucher import Stack as VoucherStack  # noqa: E402
-from bench.bench_voucher import voucher_hash  # noqa: E402
-from bench.bench_voucher_push import VoucherStack as PushStack  # noqa: E402
-from bench.bench_webhook import (  # noqa: E402
-    SEQUENCES,
-    create_branch,
-    create_gateway,
-    wait_until,
-)
+from bench.bench_shop import HOST, start_shop  # noqa: E402
+from bench.bench_webhook import SEQUENCES, wait_until  # noqa: E402
 from tools.fake_gateways import FakeMidtrans  # noqa: E402
 from tools.routeros_sim import Router as SimRouter  # noqa: E402
 
@@ -51,7 +43,6 @@ CHROMIUM = '/usr/bin/chromium'
 CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu',
     '--disable-background-networking', '--no-first-run',
     '--disable-component-update', '--disable-sync']
-HOST = 'shop.localhost'
 IMG = ROOT / 'docs' / 'img'
 TEXTS = {
     'id': {'title': 'Voucher hotspot', 'wait': 'Menunggu pembayaran',
@@ -65,61 +56,6 @@ pytestmark = pytest.mark.skipif(
         'postgresql'),
     reason="needs TRYTOND_DATABASE_URI on PostgreSQL (as scripts/test "
     "sets it)")
-
-
-class Stack(VoucherStack):
-    """isp_voucher activated, a `trytond` server and one worker; the
-    database copied from the template of tests/test_voucher_radius.py
-    (isp_voucher activated, made once per content of the modules, under
-    the same lock)"""
-    db_params = RadiusStack.db_params
-
-    def __init__(self, uri, name):
-        super().__init__(uri, name=name)
-        self.workers = 1
-
-    def create_database(self, template=None):
-        base = 'isp_voucher_tpl_%s' % voucher_hash()
-        with PushStack.template_lock(self, base):
-            if not self._exists(base):
-                PushStack._make_template(self, base)
-        self._sql('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % self.name,
-            'CREATE DATABASE "%s" TEMPLATE "%s"' % (self.name, base))
-
-
-def _setup_shop(sim):
-    """A branch with its 11 % tax and a profile sold online (restock 3) on
-    the simulated router; the ids"""
-    from trytond.pool import Pool
-    from trytond.transaction import Transaction
-
-    from trytond.modules.isp_billing.tests.payment_setup import (
-        create_sales_tax,
-    )
-    from trytond.modules.isp_voucher.tests.voucher_setup import (
-        create_voucher_product,
-    )
-    pool = Pool()
-    Company = pool.get('company.company')
-    Router = pool.get('isp.router')
-    Profile = pool.get('isp.voucher.profile')
-    company = Company(create_branch("NetKita Shop"))
-    company.isp_web_domain = HOST
-    company.save()
-    with Transaction().set_context(company=company.id):
-        create_sales_tax(company, '0.11')
-        router, = Router.create([{
-                    'name': "Hotspot", 'code': 'HS',
-                    'host': sim.address[0], 'port': sim.address[1],
-                    'use_ssl': False, 'api_password': 'shop'}])
-        profile, = Profile.create([{
-                    'company': company.id, 'name': "1 hari 5M",
-                    'product': create_voucher_product(company).id,
-                    'router': router.id, 'validity': 1,
-                    'validity_unit': 'days', 'rate_limit': '2M/5M',
-                    'data_quota': 2000, 'shop': True, 'shop_restock': 3,
-                    'hotspot_dns_name': 'hotspot.netkita.test'}])
-    return {'company': company.id, 'profile': profile.id}
 
 
 @pytest.fixture(scope='module')
@@ -139,22 +75,15 @@ def sim():
 
 @pytest.fixture(scope='module')
 def stack(pg_uri, midtrans, sim):
-    stack = Stack(pg_uri, name='isp_shop_webhook_test')
-    stack.create_database()
-    stack.init_pool()
-    stack.ids = stack.run_locked(lambda: _setup_shop(sim),
-        tables=SEQUENCES)
-    with stack.transaction(company=stack.ids['company']):
-        stack.ids['gateway'] = create_gateway('midtrans', midtrans,
-            stack.ids['company'], stack.url)
-    stack.start_workers()
-    stack.start_server()
+    stack = None
     try:
+        stack = start_shop(pg_uri, 'isp_shop_webhook_test', midtrans, sim)
         yield stack
     finally:
-        stack.stop_server()
-        stack.stop_workers()
-        stack.drop_database()
+        if stack is not None:
+            stack.stop_server()
+            stack.stop_workers()
+            stack.drop_database()
 
 
 def _orders(stack, count, phone='081234567890'):
