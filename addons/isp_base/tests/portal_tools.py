@@ -25,6 +25,8 @@ from trytond.transaction import Transaction
 
 PASSWORD = 'Portal-Pass-2026'
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+#: What a page may never show: the text of an exception
+LEAKS = re.compile(r'Traceback|File "|\w+Error\b|\w+Exception\b')
 
 
 def create_branch(name, domain, aliases=None, lang=None):
@@ -135,6 +137,33 @@ class PortalClient:
         cookie = self.client.get_cookie(name, path='/%s/' % self.database,
             domain=self.host)
         return cookie.value if cookie else None
+
+
+class PortalTestMixin:
+    """Route tests of portal pages: no login delay (web_user's throttle),
+    `portal(login, host)` a logged-in PortalClient, `page(client, path,
+    status)` a page's text checked for its status and leaks"""
+
+    def setUp(self):
+        import unittest.mock
+        super().setUp()
+        patcher = unittest.mock.patch(
+            'trytond.modules.isp_base.web_user.throttle')
+        patcher.start()
+        self.addCleanup(patcher.stop)
+
+    def portal(self, login, host):
+        from trytond.tests.test_tryton import DB_NAME
+        client = PortalClient(self.client(), DB_NAME, host)
+        client.login(login, PASSWORD)
+        return client
+
+    def page(self, client, path, status=200):
+        response = client.get(path)
+        body = response.get_data(as_text=True)
+        self.assertEqual(response.status_code, status, body[:600])
+        self.assertIsNone(LEAKS.search(body), body)
+        return body
 
 
 def untranslated(web_directory, language='id'):

@@ -9,7 +9,7 @@ import io
 import os
 import pathlib
 import re
-import unittest.mock
+import unittest
 
 from trytond.pool import Pool
 from trytond.tests.test_tryton import DB_NAME, RouteTestCase
@@ -18,8 +18,10 @@ from trytond.transaction import Transaction
 from trytond.modules.isp_base.tests.portal_tools import (
     CHROMIUM,
     CHROMIUM_ARGS,
+    LEAKS,
     PASSWORD,
     PortalClient,
+    PortalTestMixin,
     browser_route,
     create_subscriber,
     untranslated,
@@ -39,12 +41,11 @@ IMG = pathlib.Path(__file__).resolve().parents[3] / 'docs' / 'img'
 NEW = '/isp_helpdesk/portal/tickets/new'
 LIST = '/isp_helpdesk/portal/tickets'
 TICKET = '/isp_helpdesk/portal/ticket/%d'
-LEAKS = re.compile(r'Traceback|File "|\w+Error\b|\w+Exception\b')
 PNG = b'\x89PNG\r\n\x1a\n' + b'\x00' * 64
 GIF = b'GIF89a' + b'\x00' * 64
 
 
-class PortalHelpdeskTestCase(RouteTestCase):
+class PortalHelpdeskTestCase(PortalTestMixin, RouteTestCase):
     "The subscriber's helpdesk pages"
     module = 'isp_helpdesk'
 
@@ -71,26 +72,10 @@ class PortalHelpdeskTestCase(RouteTestCase):
             'tech': bdg['users']['group_isp_technician'].id,
             }
 
-    def setUp(self):
-        super().setUp()
-        patcher = unittest.mock.patch(
-            'trytond.modules.isp_base.web_user.throttle')
-        patcher.start()
-        self.addCleanup(patcher.stop)
-
     # -- helpers --------------------------------------------------------------
 
     def portal(self, login, host=A_HOST):
-        client = PortalClient(self.client(), DB_NAME, host)
-        client.login(login, PASSWORD)
-        return client
-
-    def page(self, client, path, status=200):
-        response = client.get(path)
-        body = response.get_data(as_text=True)
-        self.assertEqual(response.status_code, status, body[:600])
-        self.assertIsNone(LEAKS.search(body), body)
-        return body
+        return super().portal(login, host)
 
     def open_ticket(self, client, category=None, status=303, **values):
         "POST the new ticket form (multipart when a file is given)"
