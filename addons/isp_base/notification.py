@@ -1219,7 +1219,8 @@ class MessageInbound(ModelSQL, ModelView):
 
     def get_rec_name(self, name):
         # one line: a message's line breaks would break lists and titles
-        return '%s: %s' % (self.sender, ' '.join((self.text or '').split())[:40])
+        text = ' '.join((self.text or '').split())
+        return '%s: %s' % (self.sender, text[:40])
 
     @classmethod
     def receive(cls, provider, inbound, raw=None):

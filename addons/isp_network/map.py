@@ -17,6 +17,7 @@ from trytond.wizard import StateAction, Wizard
 
 from trytond.modules.isp_base.common import InputGuardMixin
 from trytond.modules.isp_base.exceptions import CoordinateValidationError
+from trytond.modules.isp_base.tenancy import BranchWizardMixin
 from trytond.modules.isp_base.validation import coordinate_problem
 
 from .exceptions import MapTilesURLError
@@ -205,8 +206,9 @@ class MapToken(ModelSQL):
             return cls._valid_user(tokens[0]) if tokens else None
 
 
-class OpenMap(Wizard):
-    "Open the Network Map"
+class OpenMap(BranchWizardMixin, Wizard):
+    """Open the Network Map: the page shows what the user may read; started
+    on records (a client may send any), they must be the user's branches'"""
     __name__ = 'isp.network.map.open'
     start_state = 'open_'
     open_ = StateAction('isp_network.url_network_map')

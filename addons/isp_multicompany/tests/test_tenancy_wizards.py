@@ -340,7 +340,22 @@ def sell_reseller_attempts(data):
         ]
 
 
+def map_open_attempts(data):
+    "The map shows the user's branches; started on Nairobi's records: refused"
+    bdg, nbo = data['bdg'], data['nbo']
+    return [
+        ({'active_model': 'isp.router', 'active_id': nbo['router'].id,
+                'active_ids': [nbo['router'].id]}, [('open_', {})]),
+        ({'active_model': 'isp.router', 'active_id': bdg['router'].id,
+                'active_ids': [bdg['router'].id, nbo['router'].id]},
+            [('open_', {})]),
+        ({'active_model': 'isp.service', 'active_id': nbo['service'].id,
+                'active_ids': [nbo['service'].id]}, [('open_', {})]),
+        ]
+
+
 CASES = {
+    'isp.network.map.open': map_open_attempts,
     'isp.voucher.batch.print_cards': print_cards_attempts,
     'isp.voucher.sell_reseller': sell_reseller_attempts,
     'isp.portal.invite': portal_invite_attempts,
@@ -461,6 +476,14 @@ class TenancyWizardsTestCase(ClassSetupMixin, unittest.TestCase):
         invoice = Invoice(invoice.id)
         self.assertEqual(invoice.amount_to_pay, 0)
         self.assertTrue(invoice.reconciled)
+
+        result = run_wizard(users['group_isp_technician'],
+            'isp.network.map.open', [('open_', {})],
+            {**data['context'], 'active_model': 'isp.router',
+                'active_id': bdg['router'].id,
+                'active_ids': [bdg['router'].id]})
+        (action, _), = result['actions']
+        self.assertIn('/isp_network/map/open?token=', action['url'])
 
     @with_transaction()
     def test_register_business_method(self):
