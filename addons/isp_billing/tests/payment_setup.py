@@ -8,11 +8,11 @@ import time
 import urllib.parse
 from decimal import Decimal
 
-from trytond.modules.account.tests import create_chart, get_fiscalyear
-from trytond.modules.account_invoice.tests import set_invoice_sequences
 from trytond.modules.company.tests import create_company
 from trytond.pool import Pool
 from trytond.transaction import Transaction, TransactionError
+
+from trytond.modules.isp_billing import branch_setup
 
 #: The sequence tables posting locks (asked for up front: one run, not three)
 SEQUENCES = ['ir_sequence', 'ir_sequence_strict']
@@ -72,48 +72,17 @@ def get_currency(code):
 
 def create_branch(name, currency_code='IDR', today=None):
     """A company with a chart of accounts, a fiscal year (periods and
-    invoice sequences) and a payment method"""
+    invoice sequences) and a payment method (the onboarding wizard's
+    implementation: isp_billing/branch_setup.py)"""
     pool = Pool()
-    FiscalYear = pool.get('account.fiscalyear')
-    Account = pool.get('account.account')
-    Journal = pool.get('account.journal')
-    PaymentMethod = pool.get('account.invoice.payment.method')
     User = pool.get('res.user')
     company = create_company(name, currency=get_currency(currency_code))
     User.write([User(Transaction().user)], {
             'companies': [('add', [company.id])], 'company': company.id})
-    with Transaction().set_context(company=company.id):
-        create_chart(company)
-        fiscalyear = set_invoice_sequences(get_fiscalyear(company,
-                today=today or dt.date.today()))
-        fiscalyear.save()
-        FiscalYear.create_period([fiscalyear])
-        cash, = Account.search([
-                ('company', '=', company.id),
-                ('code', '=', '1.1.1'),
-                ], limit=1)
-        journal, = Journal.search([('type', '=', 'cash')], limit=1)
-        method, = PaymentMethod.create([{
-                    'name': "Online payments",
-                    'company': company.id,
-                    'journal': journal.id,
-                    'credit_account': cash.id,
-                    'debit_account': cash.id,
-                    }])
-        try:
-            Configuration = pool.get('isp.billing.configuration')
-        except KeyError:
-            pass
-        else:
-            revenue, = Account.search([
-                    ('company', '=', company.id),
-                    ('type.revenue', '=', True),
-                    ('closed', '!=', True),
-                    ], limit=1)
-            Configuration.write([Configuration(1)], {
-                    'payment_method_gateway': method.id,
-                    'revenue_account': revenue.id,
-                    })
+    today = today or dt.date.today()
+    branch_setup.setup_accounting(company,
+        today.replace(month=1, day=1), today.replace(month=12, day=31),
+        methods=[('gateway', "Online payments")])
     return company
 
 
