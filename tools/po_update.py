@@ -41,14 +41,13 @@ ADDONS = ROOT / 'addons'
 SAME_AS_ENGLISH = frozenset({
         "PPPoE", "RADIUS", "MikroTik", "RouterOS", "QRIS", "Hotspot",
         "Router", "Routers", "Voucher", "Status", "Internet", "WhatsApp",
-        "E-mail", "Email", "SLA", "IP", "NAS", "VLAN", "Port", "OLT", "ONT",
-        "ODP", "ODC", "Modem", "Midtrans", "Xendit", "M-Pesa", "Online",
-        "Offline", "Total", "Model", "Server", "Secret", "Upload",
-        "Download", "Bandwidth", "Login", "Logout", "Portal", "Reseller",
-        "Resellers", "Radius", "Username", "Password", "Token", "URL",
-        "API", "SMS", "PIN", "QR", "MAC", "Dashboard", "Tag", "Normal",
-        "Manual", "Detail", "Data", "Rate Limit", "Telegram", "ID",
-        "Web", "Host", "Cron", "Timeout",
+        "E-mail", "SLA", "IP", "NAS", "VLAN", "Port", "OLT", "ONT", "ODP",
+        "Modem", "Midtrans", "Xendit", "M-Pesa", "Online", "Offline",
+        "Total", "Model", "Server", "Secret", "Upload", "Download",
+        "Bandwidth", "Portal", "Reseller", "Resellers", "Token", "URL",
+        "API", "SMS", "PIN", "MAC", "Normal", "Manual", "Detail", "Data",
+        "Rate Limit", "ISP", "Burst", "Helpdesk", "CoA", "HTTP Status",
+        "Raw", "Webhook URL",
         })
 
 #: %(name)s, %s, %d and {name} in a string: its translation keeps them
