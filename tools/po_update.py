@@ -46,8 +46,8 @@ SAME_AS_ENGLISH = frozenset({
         "Total", "Model", "Server", "Secret", "Upload", "Download",
         "Bandwidth", "Portal", "Reseller", "Resellers", "Token", "URL",
         "API", "SMS", "PIN", "MAC", "Normal", "Manual", "Detail", "Data",
-        "Rate Limit", "ISP", "Burst", "Helpdesk", "CoA", "HTTP Status",
-        "Raw", "Webhook URL",
+        "Rate Limit", "ISP", "Burst", "Helpdesk", "CoA", "Host", "API-SSL",
+        "Pool", "Uptime",
         })
 
 #: %(name)s, %s, %d and {name} in a string: its translation keeps them
