@@ -57,8 +57,8 @@ RUNS = [
     ('desktop', (1280, 800), 'en', ''),
     ]
 TEXTS = {
-    'id': {'overdue': 'terlambat', 'paid': 'Terima kasih', 'lunas': 'Lunas',
-        'isolated': 'Diisolir', 'online': 'Daring'},
+    'id': {'overdue': 'lewat jatuh tempo', 'paid': 'Terima kasih',
+        'lunas': 'Lunas', 'isolated': 'Diisolir', 'online': 'Online'},
     'en': {'overdue': 'overdue', 'paid': 'Thank you', 'lunas': 'Paid',
         'isolated': 'Isolated', 'online': 'Online'},
     }

@@ -196,13 +196,13 @@ class PortalBillingTestCase(RouteTestCase):
         body = self.page(client, '/isp_billing/portal/dashboard')
         self.assertIn('data-status="online"', body)
         self.assertIn('10.10.0.7', body)
-        self.assertIn('Daring', body)            # online
+        self.assertIn('Online', body)            # online
         self.assertIn('42,0 GB dari 100 GB', body)
         self.assertIn('width="42"', body)          # the SVG bar
         self.assertIn('Rp150.000', body)           # next invoice
         self.assertIn('data-overdue="1"', body)
         self.assertIn('/invoice/%d/pay' % self.ids['overdue'], body)
-        self.assertIn('terlambat', body)
+        self.assertIn('lewat jatuh tempo', body)
         self.set_language(client, 'en')
         body = self.page(client, '/isp_billing/portal/dashboard')
         self.assertIn('Online', body)
