@@ -14,7 +14,7 @@ from trytond.model import (
     fields,
 )
 from trytond.pyson import Eval
-from trytond.transaction import Transaction
+from trytond.transaction import Transaction, without_check_access
 
 from trytond.modules.isp_base.tenancy import BranchValuesMixin
 
@@ -52,6 +52,12 @@ class Category(BranchValuesMixin, DeactivableMixin, ModelSQL, ModelView):
         "Installation Default",
         help="The work orders of new registrations go to this category "
         "(else the branch's first one).")
+    activate_on_completion = fields.Boolean(
+        "Activate on Completion",
+        help="The registrations whose work order goes to this category "
+        "stay draft (nothing on the router, nothing billed) until the work "
+        "order is resolved or closed, which activates the service and "
+        "invoices its first period.")
     at_risk_share = fields.Numeric(
         "At Risk Share", digits=(3, 2), required=True,
         help="A ticket is at risk when less than this share of its "
@@ -84,6 +90,25 @@ class Category(BranchValuesMixin, DeactivableMixin, ModelSQL, ModelView):
     @classmethod
     def default_inbound(cls):
         return False
+
+    @classmethod
+    def default_activate_on_completion(cls):
+        return False
+
+    @classmethod
+    def installation_categories(cls, companies):
+        """The category of each company's installation work orders: the one
+        marked Installation Default, else its first; {company id: category}
+        (none for a company without categories)"""
+        result = {}
+        with without_check_access():
+            for company in companies:
+                found = cls.search([('company', '=', company.id)],
+                    order=[('installation', 'DESC'), ('id', 'ASC')],
+                    limit=1)
+                if found:
+                    result[company.id] = found[0]
+        return result
 
     @classmethod
     def default_at_risk_share(cls):

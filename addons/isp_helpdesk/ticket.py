@@ -142,6 +142,18 @@ class Ticket(
         "clear it.")
     subject = fields.Char("Subject", required=True, states=_RO)
     description = fields.Text("Description", states=_RO)
+    house_photo = fields.Function(fields.Binary(
+            "House Photo",
+            states={'invisible': Eval('kind') != 'installation'}),
+        'get_site')
+    latitude = fields.Function(fields.Float(
+            "Latitude", digits=(9, 6),
+            states={'invisible': Eval('kind') != 'installation'}),
+        'get_site')
+    longitude = fields.Function(fields.Float(
+            "Longitude", digits=(9, 6),
+            states={'invisible': Eval('kind') != 'installation'}),
+        'get_site')
     state = fields.Selection(STATES, "State", readonly=True, required=True,
         sort=False)
     assignee = fields.Many2One(
@@ -286,6 +298,19 @@ class Ticket(
     @classmethod
     def default_opened_at(cls):
         return _now()
+
+    @classmethod
+    def view_attributes(cls):
+        return super().view_attributes() + [
+            ('//page[@id="installation"]', 'states', {
+                    'invisible': Eval('kind') != 'installation',
+                    }),
+            ]
+
+    def get_site(self, name):
+        "The installation site of a work order: the subscriber's"
+        if self.kind == 'installation' and self.subscriber:
+            return getattr(self.subscriber, name)
 
     def get_rec_name(self, name):
         return '%s %s' % (self.number or '', self.subject or '')
@@ -633,16 +658,12 @@ class Ticket(
         assigned like any ticket; none in a branch without categories"""
         pool = Pool()
         Category = pool.get('isp.helpdesk.category')
-        categories = {}
+        categories = Category.installation_categories(
+            {s.company for s in services})
         to_create = []
         for service in services:
             company = service.company
-            if company.id not in categories:
-                found = Category.search([('company', '=', company.id)],
-                    order=[('installation', 'DESC'), ('id', 'ASC')],
-                    limit=1)
-                categories[company.id] = found[0] if found else None
-            category = categories[company.id]
+            category = categories.get(company.id)
             if not category:
                 continue
             subscriber = service.subscriber
@@ -705,6 +726,23 @@ class Ticket(
         cls.write(tickets, {'resolved_at': now, 'closed_at': None})
         cls.store_minutes(tickets, 'resolution', now)
         cls.notify_resolved(tickets)
+        cls.complete_installations(tickets)
+
+    @classmethod
+    def complete_installations(cls, tickets):
+        """Activate the services whose registration waits for the
+        installation of these work orders (which invoices their first
+        period): the technician resolving the work order may not be
+        allowed to activate services himself"""
+        pool = Pool()
+        Service = pool.get('isp.service')
+        services = [t.service for t in tickets
+            if t.kind == 'installation' and t.service
+            and t.service.state == 'draft'
+            and t.service.awaiting_installation]
+        if services:
+            with without_check_access():
+                Service.activate(Service.browse(services))
 
     @classmethod
     def store_minutes(cls, tickets, clock, end):
@@ -779,6 +817,7 @@ class Ticket(
     @Workflow.transition('closed')
     def close(cls, tickets):
         cls.write(tickets, {'closed_at': _now()})
+        cls.complete_installations(tickets)
 
     @classmethod
     @ModelView.button

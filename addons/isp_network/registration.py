@@ -36,9 +36,10 @@ class Service(metaclass=PoolMeta):
 
         The router comes from `router`, or else from `router_pool`; the
         customer ID, user name and password are generated; the service is
-        activated (which queues it for its router), then the hooks for the
-        first invoice, the welcome message and the installation work order
-        run.
+        activated (which queues it for its router) and its first period
+        invoiced, unless `register_waits_installation` keeps it draft for
+        its installation; then the hooks for the welcome message and the
+        installation work order run.
 
         Every record given must be of the user's branches
         (`check_companies`): the values come from a client."""
@@ -102,11 +103,22 @@ class Service(metaclass=PoolMeta):
                     'remote_address': values.get('remote_address'),
                     'caller_id': values.get('caller_id'),
                     }])
-        cls.activate([service])
-        cls.register_first_invoice([service])
+        waiting = cls.register_waits_installation([service])
+        if waiting:
+            cls.write(waiting, {'awaiting_installation': True})
+        else:
+            cls.activate([service])
+            cls.register_first_invoice([service])
         cls.register_welcome([service])
         cls.register_work_order([service])
         return service
+
+    @classmethod
+    def register_waits_installation(cls, services):
+        """Hook: the registered services that stay draft until their
+        installation is done (activating them then bills the first
+        period); none by default: a registration activates at once"""
+        return []
 
     @classmethod
     def register_first_invoice(cls, services):

@@ -164,6 +164,11 @@ class Service(
         help="The import found the secret disabled and kept it so until the "
         "state of the service changes.")
     activation_date = fields.Date("Activation Date", readonly=True)
+    awaiting_installation = fields.Boolean(
+        "Awaiting Installation", readonly=True,
+        help="Registered to be activated when its installation is done "
+        "(the work order is completed or the service is activated): "
+        "until then nothing is on the router and nothing is billed.")
     termination_date = fields.Date("Termination Date", readonly=True)
     state = fields.Selection([
             ('draft', "Draft"),
@@ -373,8 +378,19 @@ class Service(
 
     @classmethod
     @ModelView.button
-    @Workflow.transition('active')
     def activate(cls, services):
+        """Activate draft services; those registered to wait for their
+        installation get their first period invoiced, once active"""
+        installed = [s for s in services
+            if s.state == 'draft' and s.awaiting_installation]
+        cls._activate(services)
+        if installed:
+            cls.write(installed, {'awaiting_installation': False})
+            cls.register_first_invoice(installed)
+
+    @classmethod
+    @Workflow.transition('active')
+    def _activate(cls, services):
         pool = Pool()
         Date = pool.get('ir.date')
         to_write = [s for s in services if not s.activation_date]
@@ -517,6 +533,7 @@ class Service(
                 'kept_profile']:
             default.setdefault(name, None)
         default.setdefault('kept_disabled', False)
+        default.setdefault('awaiting_installation', False)
         default.setdefault('router_state', 'synced')
         default.setdefault('live_status', 'unknown')
         default.setdefault('username', lambda d: cls.new_username(

@@ -272,3 +272,45 @@ class CancelledInvoiceTestCase(unittest.TestCase):
             # the run does not bill the period a second time
             self.assertEqual(Service.isp_bill([Service(service.id)], today),
                 [])
+
+
+class AwaitingInstallationTestCase(unittest.TestCase):
+    "Test that a service waiting for its installation is billed on activation"
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        activate_module('isp_billing')
+
+    @with_transaction()
+    def test_activation_bills_first_period(self):
+        "Nothing billed while it waits; its activation invoices the first"
+        pool = Pool()
+        Date = pool.get('ir.date')
+        Invoice = pool.get('account.invoice')
+        Service = pool.get('isp.service')
+        company = create_branch("Installation Branch")
+        with Transaction().set_context(company=company.id):
+            today = Date.today()
+            create_sales_tax(company, '0.11', "PPN")
+            plan, router = create_plan_and_router(
+                company, "Home 20", 300000, 'IB')
+            waiting, active = create_services(company, plan, router,
+                ["Dewi Lestari", "Agus Salim"], 'IB', state='draft')
+            Service.write([waiting], {'awaiting_installation': True})
+            # the billing run leaves draft services alone
+            self.assertEqual(Service.isp_bill([waiting], today), [])
+
+            Service.activate([waiting, active])
+            waiting, active = Service.browse([waiting, active])
+            self.assertEqual((waiting.state, active.state),
+                ('active', 'active'))
+            self.assertFalse(waiting.awaiting_installation)
+            self.assertEqual(waiting.activation_date, today)
+            invoice, = Invoice.search([('party', '=', waiting.subscriber)])
+            self.assertEqual(invoice.state, 'posted')
+            self.assertTrue(waiting.billed_until)
+            # a draft service activated by hand without waiting: as before,
+            # billed by the run
+            self.assertEqual(Invoice.search(
+                    [('party', '=', active.subscriber)], count=True), 0)

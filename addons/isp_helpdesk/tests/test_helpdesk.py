@@ -525,6 +525,39 @@ class HelpdeskTestCase(ClassSetupMixin, unittest.TestCase):
         self.assertIn("Jl. Dago 12", ticket.description)
         self.assertIn("-6.8915, 107.6107", ticket.description)
         self.assertTrue(ticket.number.startswith('T-'))
+        self.assertEqual(service.state, 'active')
+        self.assertFalse(service.awaiting_installation)
+
+        # the category activates on completion: the service waits, draft
+        # (nothing on its router), the work order shows the site
+        bdg['billing'].activate_on_completion = True
+        bdg['billing'].save()
+        photo = b'\x89PNG\r\n\x1a\n house'
+        with Transaction().set_user(cs.id), Transaction().set_context(
+                company=company.id,
+                _isp_helpdesk_now=local(WIB, 2026, 12, 7, 10, 0)):
+            waiting = Service.register({
+                    'company': company.id, 'name': "Dewi Lestari",
+                    'location': location.id, 'plan': plan.id,
+                    'router': router.id, 'latitude': -6.9,
+                    'longitude': 107.62, 'house_photo': photo})
+        self.assertEqual(waiting.state, 'draft')
+        self.assertTrue(waiting.awaiting_installation)
+        self.assertIsNone(waiting.activation_date)
+        self.assertEqual(waiting.router_state, 'synced')
+        order, = Ticket.search([('service', '=', waiting.id)])
+        self.assertEqual((order.house_photo, order.latitude,
+                order.longitude), (photo, -6.9, 107.62))
+        self.assertIsNone(Ticket(ticket.id).house_photo)
+        with as_user(order.assignee, company):
+            Ticket.start([order])
+            self.assertEqual(Service(waiting.id).state, 'draft')
+            Ticket.resolve([Ticket(order.id)])
+        waiting = Service(waiting.id)
+        self.assertEqual(waiting.state, 'active')
+        self.assertFalse(waiting.awaiting_installation)
+        self.assertIsNotNone(waiting.activation_date)
+        self.assertEqual(waiting.router_state, 'pending')
 
     @with_transaction()
     def test_sla_compliance(self):
