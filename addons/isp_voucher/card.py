@@ -380,20 +380,19 @@ class Profile(metaclass=PoolMeta):
     def card_values(self, rows):
         """The dicts of the cards (see `card_html`) of the (code, password)
         `rows` of the profile's vouchers"""
-        pool = Pool()
-        Lang = pool.get('ir.lang')
         self.check_printable()
         company = self.company
-        lang = Lang.get(company.party.lang.code
-            if company.party.lang else None)
+        lang = branch_lang(company)
         with Transaction().set_context(company=company.id):
             price = self.__class__.get_prices(
                 [self], ['price_with_tax'])['price_with_tax'][self.id]
+        with Transaction().set_context(language=lang.code):
+            validity = self.validity_text()
         common = {
             'branch': company.rec_name,
             'price': lang.currency(
                 price, company.currency, symbol=True, grouping=True),
-            'validity': self.validity_text(),
+            'validity': validity,
             'host': self.hotspot_dns_name,
             }
         for code, password in rows:
@@ -440,7 +439,8 @@ class Batch(metaclass=PoolMeta):
             for card in batch.profile.card_values(rows[batch.id]))
         return cards_pdf(
             cards, batches[0].cards_layout if batches else DEFAULT_LAYOUT,
-            card_labels(), title=', '.join(b.rec_name for b in batches))
+            card_labels(batches[0].company if batches else None),
+            title=', '.join(b.rec_name for b in batches))
 
     @classmethod
     def attach_cards(cls, batches):
@@ -460,11 +460,22 @@ class Batch(metaclass=PoolMeta):
                             }])
 
 
-def card_labels():
-    return {
-        'code': gettext('isp_voucher.msg_card_user'),
-        'password': gettext('isp_voucher.msg_card_password'),
-        }
+def branch_lang(company):
+    """The ir.lang the cards of `company` (a branch) are printed in: its
+    party's language (the buyers' language, not the printing user's); the
+    default one when it has none"""
+    Lang = Pool().get('ir.lang')
+    return Lang.get(company.party.lang.code
+        if company and company.party.lang else None)
+
+
+def card_labels(company=None):
+    "The labels of the cards of `company`, in its language (branch_lang)"
+    with Transaction().set_context(language=branch_lang(company).code):
+        return {
+            'code': gettext('isp_voucher.msg_card_user'),
+            'password': gettext('isp_voucher.msg_card_password'),
+            }
 
 
 class CardReport(Report):
@@ -539,7 +550,7 @@ class CardReport(Report):
             cards.extend(profile.card_values(
                     [(r['code'], r['password']) for r in p_rows]))
         layout = vouchers[0].batch.cards_layout
-        return cards_pdf(cards, layout, card_labels())
+        return cards_pdf(cards, layout, card_labels(vouchers[0].company))
 
 
 class BatchCardReport(CardReport):

@@ -6,6 +6,7 @@ batches printed at once, big ones in a queue task attaching the PDF."""
 import io
 import math
 import unittest
+from decimal import Decimal
 
 import pypdf
 import qrcode
@@ -260,6 +261,61 @@ class CardTestCase(RouteTestCase):
             batch.save()
             _, data, _, _ = Report.execute([batch.id], {})
             self.assertEqual([len(i) for _, i in pdf_pages(data)], [18])
+
+    @with_transaction()
+    def test_print_in_branch_language(self):
+        """The cards speak the branch's language and format, whoever
+        prints them: an Indonesian branch's in Indonesian with Rp5.000 for
+        a staff user working in English, an English branch's in English
+        for a user working in Indonesian"""
+        pool = Pool()
+        Lang = pool.get('ir.lang')
+        Party = pool.get('party.party')
+        Message = pool.get('ir.message')
+        ModelData = pool.get('ir.model.data')
+        Translation = pool.get('ir.translation')
+        Report = pool.get('isp_voucher.batch_cards', type='report')
+        # the Indonesian of two labels, as locale/id.po gives them
+        Translation.create([{
+                    'name': 'ir.message,text', 'type': 'model',
+                    'res_id': ModelData.get_id('isp_voucher', name),
+                    'lang': 'id', 'module': 'isp_voucher',
+                    'src': Message(
+                        ModelData.get_id('isp_voucher', name)).text,
+                    'value': text}
+                for name, text in [
+                    ('msg_card_user', "Pengguna"),
+                    ('msg_card_hours', "%(count)s jam")]])
+        printed = {}
+        for name, code, user_language in [
+                ("NetKita Bandung", 'id', 'en'),
+                ("NetKita Nairobi", 'en', 'id')]:
+            company = self.branch(name)
+            Party.write([company.party], {'lang': Lang.get(code).id})
+            with set_company(company), \
+                    Transaction().set_context(language=user_language):
+                profile = create_profile(company, price='5000',
+                    hotspot_dns_name=HOST, validity=3,
+                    validity_unit='hours')
+                batch = create_batch(profile, 2, password_mode='separate',
+                    password_length=5)
+                _, data, _, _ = Report.execute([batch.id], {})
+                printed[code] = ''.join(t for t, _ in pdf_pages(data))
+        self.assertEqual(printed['id'].count("Pengguna "), 2)
+        self.assertEqual(printed['id'].count("3 jam"), 2)
+        currency = company.currency
+        self.assertIn(Lang.get('id').currency(
+                Decimal(5000), currency, symbol=True, grouping=True),
+            printed['id'])
+        self.assertIn('5.000', printed['id'])
+        self.assertNotIn('5,000', printed['id'])
+        self.assertNotIn("User ", printed['id'])
+        self.assertEqual(printed['en'].count("User "), 2)
+        self.assertEqual(printed['en'].count("3 hours"), 2)
+        self.assertIn(Lang.get('en').currency(
+                Decimal(5000), currency, symbol=True, grouping=True),
+            printed['en'])
+        self.assertNotIn("Pengguna", printed['en'])
 
     @with_transaction()
     def test_print_vouchers(self):
