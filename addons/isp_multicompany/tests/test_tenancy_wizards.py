@@ -354,7 +354,38 @@ def map_open_attempts(data):
         ]
 
 
+def onboarding_attempts(data):
+    """Head-office administrators only: a branch user can neither onboard a
+    new branch nor run the wizard again on a branch, its own included"""
+    bdg, nbo = data['bdg'], data['nbo']
+    pool = Pool()
+    ModelData = pool.get('ir.model.data')
+    today = dt.date.today()
+    start = {
+        'name': "Rogue Branch", 'country': None,
+        'currency': bdg['company'].currency.id, 'timezone': 'Asia/Jakarta',
+        'tax_name': "PPN 11%", 'tax_rate': Decimal('0.11'),
+        'chart': ModelData.get_id('account', 'account_template_root_en'),
+        'fiscal_start': today.replace(month=1, day=1),
+        'fiscal_end': today.replace(month=12, day=31), 'prefix': 'RGE',
+        'ladder': "10 isolate", 'locations': "RGE Rogue",
+        'plans_from': nbo['company'].id, 'web_domain': 'rogue.example.net',
+        'admin_login': 'rogue_admin', 'admin_name': "Rogue",
+        'admin_email': 'rogue@example.net',
+        'gateway': 'central', 'whatsapp': 'central',
+        }
+    attempts = [({}, [('start', {}), ('set_up', {'start': start})]),
+        ({}, [('set_up', {'start': start})])]
+    for company in [nbo['company'], bdg['company']]:
+        attempts.append(({'active_model': 'company.company',
+                    'active_id': company.id, 'active_ids': [company.id]},
+                [('start', {}), ('set_up', {'start': {
+                                **start, 'company': company.id}})]))
+    return attempts
+
+
 CASES = {
+    'isp.branch.onboarding': onboarding_attempts,
     'isp.network.map.open': map_open_attempts,
     'isp.voucher.batch.print_cards': print_cards_attempts,
     'isp.voucher.sell_reseller': sell_reseller_attempts,
