@@ -196,6 +196,43 @@ def test_demo_portal_logins(demo):
             assert answer.status_code == status, (branch, on_host, login)
 
 
+def test_demo_helpdesk_tickets(demo):
+    """Each branch has support tickets in every channel and state, one
+    breached by the escalation cron, one from an unknown number to review,
+    one rated, and a work order per registration; branch staff see only
+    their branch's"""
+    url, login, password = demo
+    client = RPCClient(url, 'isp_demo')
+    assert client.login(login, password)
+    tickets = client.call('model.isp.helpdesk.ticket.search_read',
+        [], 0, None, None,
+        ['company.rec_name', 'kind', 'channel', 'state', 'to_review',
+            'rating', 'response_escalation', 'resolution_escalation',
+            'service'])
+    services = client.call('model.isp.service.search_count', [])
+    assert len([t for t in tickets if t['kind'] == 'installation']) \
+        == services
+    for branch in ['Nusantara Net Bandung', 'Nusantara Net Nairobi']:
+        support = [t for t in tickets if t['kind'] == 'support'
+            and t['company.']['rec_name'] == branch]
+        assert {t['channel'] for t in support} == {
+            'portal', 'whatsapp', 'phone', 'email', 'staff'}, branch
+        states = {t['state'] for t in support}
+        assert states >= {
+            'in_progress', 'waiting', 'resolved', 'closed'}, branch
+        assert states & {'new', 'assigned'}, branch
+        assert [t for t in support if 'breached' in {
+                    t['response_escalation'], t['resolution_escalation']}]
+        assert [t['rating'] for t in support if t['rating']] == [5]
+        assert len([t for t in support if t['to_review']]) == 1
+    staff = RPCClient(url, 'isp_demo')
+    assert staff.login('nbo_cs', password)
+    seen = staff.call('model.isp.helpdesk.ticket.search_read',
+        [], 0, None, None, ['company.rec_name'])
+    assert seen and {t['company.']['rec_name'] for t in seen} == {
+        'Nusantara Net Nairobi'}
+
+
 def test_demo_network_on_simulated_routers(demo):
     "Every demo subscriber has a service provisioned on a simulated router"
     url, login, password = demo
