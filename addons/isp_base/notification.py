@@ -699,7 +699,6 @@ class Message(Workflow, ModelSQL, ModelView):
         pool = Pool()
         Company = pool.get('company.company')
         Provider = pool.get('isp.message.provider')
-        Lang = pool.get('ir.lang')
         company = request.get('company')
         party = request['party']
         if company is None and party and party.isp_company:
@@ -712,21 +711,41 @@ class Message(Workflow, ModelSQL, ModelView):
         company_id = int(company)
         if company_id not in cache:
             record = Company(company_id)
-            language = record.party.lang
-            if not language:
-                code = 'id' if record.isp_phone_country() == 'ID' else 'en'
-                try:
-                    language = Lang.get(code)
-                except (KeyError, ValueError, IndexError):
-                    language = None
             cache[company_id] = {
                 'record': record,
                 'name': record.rec_name,
                 'channels': {c for c in dict(CHANNELS)
                     if Provider.usable(record, c)},
-                'language': language,
+                'language': cls.branch_language(record),
                 }
         return cache[company_id]
+
+    @classmethod
+    def branch_language(cls, company):
+        """The ir.lang of the branch `company`'s notices: its party's, else
+        Indonesian for a branch in Indonesia and English elsewhere"""
+        Lang = Pool().get('ir.lang')
+        language = company.party.lang
+        if not language:
+            code = 'id' if company.isp_phone_country() == 'ID' else 'en'
+            try:
+                language = Lang.get(code)
+            except (KeyError, ValueError, IndexError):
+                language = None
+        return language
+
+    @classmethod
+    def notice_language(cls, party, company=None):
+        """The ir.lang a notice to `party` from `company` (default: the
+        party's branch) is written in: the party's, else the branch's
+        (branch_language).  The values of a notice (dates, amounts, status
+        names) are formatted in it, as its template is chosen in it."""
+        Lang = Pool().get('ir.lang')
+        if party.lang:
+            return party.lang
+        company = company or getattr(party, 'isp_company', None)
+        language = cls.branch_language(company) if company else None
+        return language or Lang.get()
 
     @classmethod
     def _request_party(cls, party, company, cache):

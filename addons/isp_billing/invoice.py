@@ -371,7 +371,6 @@ class Invoice(metaclass=PoolMeta):
         """Queue `event` for the subscribers of `invoices` (bulk)"""
         pool = Pool()
         Message = pool.get('isp.message')
-        Lang = pool.get('ir.lang')
         if Transaction().context.get('_isp_no_notices'):
             # a sale paid at once (the e-voucher shop sends its own)
             return
@@ -379,12 +378,11 @@ class Invoice(metaclass=PoolMeta):
         langs = {}
         for invoice in invoices:
             party = invoice.party
-            code = party.lang.code if party.lang else (
-                invoice.company.party.lang.code
-                if invoice.company.party.lang else None)
-            if code not in langs:
-                langs[code] = Lang.get(code) if code else Lang.get()
-            values = invoice.isp_notice_values(langs[code])
+            # the language the notice's template is chosen in
+            key = (party.lang, invoice.company)
+            if key not in langs:
+                langs[key] = Message.notice_language(party, invoice.company)
+            values = invoice.isp_notice_values(langs[key])
             if extra:
                 values.update(extra.get(invoice.id, {}))
             requests.append({
@@ -824,9 +822,9 @@ class Invoice(metaclass=PoolMeta):
     def _isp_payment_event(cls, invoice, amount, date):
         "The 'payment received' notice of `amount` paid on `invoice`"
         pool = Pool()
-        Lang = pool.get('ir.lang')
+        Message = pool.get('isp.message')
         party = invoice.party
-        lang = Lang.get(party.lang.code) if party.lang else Lang.get()
+        lang = Message.notice_language(party, invoice.company)
         return {
             'event': 'payment_received', 'party': party,
             'company': invoice.company, 'origin': invoice,

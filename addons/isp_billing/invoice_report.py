@@ -144,12 +144,13 @@ class Invoice(metaclass=PoolMeta):
     __name__ = 'account.invoice'
 
     def isp_report_language(self):
-        """The code of the language of the invoice PDF: the subscriber's,
-        else the branch's, else English"""
-        for party in [self.party, self.company.party]:
-            if party and party.lang:
-                return party.lang.code
-        return DEFAULT_LANGUAGE
+        """The code of the language of the invoice PDF, the same as its
+        notices' (isp.message notice_language): the subscriber's, else the
+        branch's (its party's, else Indonesian for a branch in Indonesia),
+        else English"""
+        Message = Pool().get('isp.message')
+        lang = Message.notice_language(self.party, self.company)
+        return lang.code if lang else DEFAULT_LANGUAGE
 
     def isp_qris_payload(self):
         """The dynamic QRIS of the amount to pay, built from the branch's

@@ -1156,9 +1156,9 @@ class TicketMessage(_TicketChild, ModelSQL, ModelView):
             ticket = message.ticket
             if not ticket.subscriber:
                 continue
-            language = ticket.subscriber.lang
-            with Transaction().set_context(
-                    language=language.code if language else None):
+            language = Message.notice_language(
+                ticket.subscriber, ticket.company)
+            with Transaction().set_context(language=language.code):
                 status = dict(Ticket.fields_get(['state'])['state'][
                         'selection'])[ticket.state]
             requests.append({

@@ -420,6 +420,34 @@ class NotificationTestCase(RouteTestCase):
             self.assertEqual(
                 message.body, "Tagihan INV/2026/00042: Rp 150.000")
 
+    def test_notice_language(self):
+        """A notice's language (its template and its values' formats): the
+        party's, else its branch's (the branch party's, else Indonesian in
+        Indonesia and English elsewhere), never the staff user's"""
+        with self.transaction(language='en') as transaction:
+            pool = Pool()
+            Message = pool.get('isp.message')
+            Lang = pool.get('ir.lang')
+            Party = pool.get('party.party')
+            bandung = self._branch("Lang Bandung")
+            nairobi = self._branch("Lang Nairobi", country='KE')
+            for branch, lang, code in [
+                    (bandung, None, 'id'), (bandung, 'en', 'en'),
+                    (nairobi, None, 'en'), (nairobi, 'id', 'id')]:
+                party = self._party(branch, lang=lang)
+                with self.subTest(branch=branch.rec_name, lang=lang):
+                    self.assertEqual(
+                        Message.notice_language(party, branch).code, code)
+                    # the party's branch when none is given
+                    self.assertEqual(
+                        Message.notice_language(party).code, code)
+            Party.write([nairobi.party], {'lang': Lang.get('id').id})
+            party = self._party(nairobi)
+            self.assertEqual(Message.notice_language(party).code, 'id')
+            self.assertEqual(Lang.get('id').strftime(
+                    dt.date(2026, 11, 13)), '13/11/2026')
+            transaction.rollback()
+
     def test_template_checked_at_save(self):
         "A template that does not render is refused when saved"
         with self.transaction():

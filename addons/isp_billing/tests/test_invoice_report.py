@@ -5,6 +5,7 @@ posted service invoices read back with pypdf: labels in the subscriber's
 language, customer ID, period, number, amounts, and the QR code (dynamic
 QRIS or payment link) compared module by module with the expected one."""
 import binascii
+import datetime as dt
 import io
 import random
 import unittest
@@ -406,6 +407,26 @@ class InvoiceReportTestCase(ClassSetupMixin, TestCase):
 
         Party.write([company.party], {'lang': None})
         self.assertEqual(Invoice(invoice.id).isp_report_language(), 'en')
+        # no language: the branch's country's, as its notices
+        Country = pool.get('country.country')
+        for code, expected in [('ID', 'id'), ('KE', 'en')]:
+            country = Country.search([('code', '=', code)]) or \
+                Country.create([{'name': code, 'code': code}])
+            company.isp_country = country[0]
+            company.save()
+            with Transaction().set_context(language='en' if expected == 'id'
+                    else 'id'):
+                self.assertEqual(
+                    Invoice(invoice.id).isp_report_language(), expected)
+                # the payment notice's values in the same language
+                values = Invoice._isp_payment_event(Invoice(invoice.id),
+                    Decimal('333000'), dt.date(2026, 11, 13))['values']
+                self.assertEqual(values['payment_date'],
+                    {'id': '13/11/2026', 'en': '11/13/2026'}[expected])
+                self.assertIn({'id': '333.000', 'en': '333,000'}[expected],
+                    values['amount'])
+        company.isp_country = None
+        company.save()
 
         Invoice.isp_record_payment(
             invoice, invoice.total_amount, method='gateway')
