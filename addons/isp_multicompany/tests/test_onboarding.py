@@ -89,49 +89,74 @@ def onboard(user, form, company=None):
             ('start', {}), ('set_up', {'start': form})], context)
 
 
+def setup_head_office():
+    """The head office (a plan to copy, a portal domain), the rates of IDR
+    and KES, a head-office and a branch administrator, Nairobi's form"""
+    pool = Pool()
+    User = pool.get('res.user')
+    Company = pool.get('company.company')
+    ModelData = pool.get('ir.model.data')
+    Rate = pool.get('currency.currency.rate')
+    head = create_branch("Head Office", 'IDR')
+    Company.write([head], {'isp_web_domain': 'www.example.net'})
+    with Transaction().set_context(company=head.id):
+        create_plan(head, "Home 20", 300000, 'home20')
+    Rate.create([
+            {'currency': get_currency('IDR').id, 'rate': Decimal(1),
+                'date': dt.date(2000, 1, 1)},
+            {'currency': get_currency('KES').id,
+                'rate': Decimal('0.008'), 'date': dt.date(2000, 1, 1)}])
+    users = {}
+    for login, group in [('head', 'group_isp_head_admin'),
+            ('hq_branch_admin', 'group_isp_branch_admin')]:
+        users[login], = User.create([{
+                    'name': login, 'login': login,
+                    'groups': [('add', [
+                                ModelData.get_id('isp_base', group)])],
+                    'companies': [('add', [head.id])],
+                    'company': head.id, 'company_filter': 'all',
+                    }])
+    return {'head': head, 'users': users,
+        'form': nairobi_form(head, dt.date.today())}
+
+
+def register(user, company, name, router):
+    """Register `name` on `router` with the branch's first location and
+    plan, as `user` (the register wizard): the service"""
+    pool = Pool()
+    Location = pool.get('isp.location')
+    Template = pool.get('product.template')
+    Service = pool.get('isp.service')
+    location = Location.search([('company', '=', company.id)], limit=1)[0]
+    plan = Template.search([('isp_company', '=', company.id)], limit=1)[0]
+    run_wizard(user, 'isp.service.register', [
+            ('start', {}), ('register', {'start': {
+                        'company': company.id, 'name': name,
+                        'location': location.id, 'plan': plan.id,
+                        'router': router.id}})],
+        {'company': company.id, 'language': 'en'})
+    service, = Service.search([('subscriber.name', '=', name)])
+    return service
+
+
 class OnboardingTestCase(ClassSetupMixin, unittest.TestCase):
     "A branch onboarded by the wizard, once for the class"
     setup_modules = ['isp_multicompany']
 
     @classmethod
     def setup_class_data(cls):
-        pool = Pool()
-        User = pool.get('res.user')
-        Company = pool.get('company.company')
-        ModelData = pool.get('ir.model.data')
-        Rate = pool.get('currency.currency.rate')
-        today = dt.date.today()
-        head = create_branch("Head Office", 'IDR')
-        Company.write([head], {'isp_web_domain': 'www.example.net'})
-        with Transaction().set_context(company=head.id):
-            create_plan(head, "Home 20", 300000, 'home20')
-        Rate.create([
-                {'currency': get_currency('IDR').id, 'rate': Decimal(1),
-                    'date': dt.date(2000, 1, 1)},
-                {'currency': get_currency('KES').id,
-                    'rate': Decimal('0.008'), 'date': dt.date(2000, 1, 1)}])
-        users = {}
-        for login, group in [('head', 'group_isp_head_admin'),
-                ('hq_branch_admin', 'group_isp_branch_admin')]:
-            users[login], = User.create([{
-                        'name': login, 'login': login,
-                        'groups': [('add', [
-                                    ModelData.get_id('isp_base', group)])],
-                        'companies': [('add', [head.id])],
-                        'company': head.id, 'company_filter': 'all',
-                        }])
-        form = nairobi_form(head, today)
+        Company = Pool().get('company.company')
+        data = setup_head_office()
         started = time.perf_counter()
         # the invitation is sent at commit (no SMTP server in the tests)
         with patch('trytond.res.user.send_message_transactional') as send:
-            onboard(users['head'], form)
+            onboard(data['users']['head'], data['form'])
             Transaction().commit()
         cls.onboarding_seconds = time.perf_counter() - started
         (message,), _ = send.call_args
         cls.invitation = (message['To'], message['Subject'])
-        company, = Company.search([('party.name', '=', "Nairobi")])
-        return {'head': head, 'users': users, 'form': form,
-            'company': company}
+        data['company'], = Company.search([('party.name', '=', "Nairobi")])
+        return data
 
     def assertMessage(self, exception, message_id):
         "`exception` is the message `message_id` (its fixed part)"
@@ -222,27 +247,18 @@ class OnboardingTestCase(ClassSetupMixin, unittest.TestCase):
         pool = Pool()
         Service = pool.get('isp.service')
         Invoice = pool.get('account.invoice')
-        Location = pool.get('isp.location')
-        Template = pool.get('product.template')
         User = pool.get('res.user')
         Dunning = pool.get('account.dunning')
         data = self.class_data()
         company = data['company']
         admin, = User.search([('login', '=', 'nbo_admin')])
-        location, = Location.search([
-                ('company', '=', company.id), ('code', '=', 'WSTL')])
-        plan, = Template.search([('isp_company', '=', company.id)])
         router = create_router(company, 'WS', "Westlands POP")
         context = {'company': company.id, 'language': 'en'}
         services = []
         for name in ["Wanjiru Kamau", "Otieno Ouma"]:
-            run_wizard(admin, 'isp.service.register', [
-                    ('start', {}), ('register', {'start': {
-                                'company': company.id, 'name': name,
-                                'location': location.id, 'plan': plan.id,
-                                'router': router.id}})], context)
-            service, = Service.search([('subscriber.name', '=', name)])
+            service = register(admin, company, name, router)
             self.assertEqual(service.state, 'active')
+            self.assertEqual(service.location.code, 'KLM')
             services.append(service)
         invoices = Invoice.search([('company', '=', company.id)],
             order=[('number', 'ASC')])
