@@ -288,6 +288,41 @@ class OnboardingTestCase(ClassSetupMixin, unittest.TestCase):
         self.assertEqual(Service(services[1].id).state, 'isolated')
 
     @with_transaction()
+    def test_consolidated_dashboard(self):
+        """The dashboard gives each branch's amounts in the currency of the
+        user's company too (the head office's IDR for its administrator),
+        with the rate used"""
+        pool = Pool()
+        User = pool.get('res.user')
+        Dashboard = pool.get('isp.report.dashboard')
+        data = self.class_data()
+        company, head = data['company'], data['head']
+        admin, = User.search([('login', '=', 'nbo_admin')])
+        register(admin, company, "Wanjiru Kamau",
+            create_router(company, 'WS', "Westlands POP"))
+        names = ['company', 'mrr', 'overdue', 'consolidation_currency',
+            'consolidation_rate', 'mrr_consolidated', 'overdue_consolidated']
+        for user, currency, rate in [
+                (data['users']['head'], 'IDR', Decimal(125)),
+                (admin, 'KES', Decimal(1))]:
+            with self.subTest(user=user.login), \
+                    Transaction().set_user(user.id), \
+                    Transaction().set_context(
+                        company=user.company.id, _check_access=True):
+                rows = {r['company']: r for r in Dashboard.read(
+                        [r.id for r in Dashboard.search([])], names)}
+                row = rows[company.id]
+                self.assertEqual(row['mrr'], Decimal(2400))
+                self.assertEqual(pool.get('currency.currency')(
+                        row['consolidation_currency']).code, currency)
+                self.assertEqual(row['consolidation_rate'], rate)
+                self.assertEqual(row['mrr_consolidated'], 2400 * rate)
+                if user.login == 'head':
+                    self.assertEqual(rows[head.id]['consolidation_rate'], 1)
+                else:
+                    self.assertEqual(set(rows), {company.id})
+
+    @with_transaction()
     def test_rerun_fixes_without_duplicates(self):
         "Run again on the branch: a field fixed, nothing duplicated"
         pool = Pool()
