@@ -14,7 +14,9 @@ database that has the ISP modules activated:
 Every branch gets its accounting: a chart of accounts, fiscal years (with
 periods and invoice sequences), its sales tax (PPN 11 % in Bandung, VAT 16 %
 in Nairobi) and its billing configuration (payment methods, the payment link
-of --public-url).
+of --public-url), through isp_billing's branch_setup.  The Nairobi branch is
+onboarded by isp_multicompany's onboarding wizard on the first run (company,
+chart, fiscal year, tax, ladder, locations, portal domain; ONBOARDED).
 
 With --router-port, the demo also gets routers (the RouterOS simulators that
 scripts/demo starts on N, N+1, N+2), a service per subscriber registered on
@@ -188,12 +190,6 @@ ACCOUNTING = {
     }
 # How the demo's subscribers paid their first invoice, by service index
 PAYMENT_METHODS = ['cash', 'cash', 'bank_transfer', 'cash', 'qris']
-PAYMENT_METHOD_NAMES = [
-    ('cash', "Cash"),
-    ('bank_transfer', "Bank Transfer"),
-    ('qris', "QRIS"),
-    ('gateway', "Online Payment"),
-    ]
 # Payment gateway accounts: provider, name, branch index (None: central,
 # the head office's), offset of its fake's port
 GATEWAYS = [
@@ -215,6 +211,9 @@ STAFF = [
     ('nbo_cs', "Nairobi Customer Service", 'group_isp_customer_service', 1),
     ('nbo_tech', "Nairobi Technician", 'group_isp_technician', 1),
     ]
+#: The language the staff of each branch (index in BRANCHES) work in; the
+#: head office's: English
+STAFF_LANGUAGES = {0: 'id', 1: 'en'}
 #: The helpdesk per branch (index in BRANCHES): business hours (weekdays
 #: 0-6, local HH:MM) and categories (name, inbound default, installation
 #: default, {priority: (first response, resolution) business minutes})
@@ -290,6 +289,50 @@ def _company(pool, name, currency, country, timezone):
     return company
 
 
+#: The branches (index in BRANCHES) set up by the onboarding wizard
+#: (isp_multicompany) instead of the code above: company, accounting,
+#: ladder, locations and portal domain
+ONBOARDED = {1}
+
+
+def _onboard(pool, index):
+    """The branch BRANCHES[index] as the onboarding wizard sets it up, on
+    the first run (later runs reuse it: the demo's own steps add its M-Pesa
+    account, which a re-run choosing the central gateway would deactivate)"""
+    Company = pool.get('company.company')
+    Country = pool.get('country.country')
+    ModelData = pool.get('ir.model.data')
+    Onboarding = pool.get('isp.branch.onboarding', type='wizard')
+    from trytond.modules.isp_multicompany.onboarding import ladder_text
+    name, currency, (code, country_name), timezone, locations, _, _ = (
+        BRANCHES[index])
+    companies = Company.search([('party.name', '=', name)], limit=1)
+    if companies:
+        return companies[0]
+    country = _get_or_create(Country, [('code', '=', code)],
+        {'code': code, 'name': country_name})
+    prefix, tax_name, rate = ACCOUNTING[index]
+    year = _today().year
+    session_id, _, _ = Onboarding.create()
+    Onboarding.execute(session_id, {'start': {
+                'name': name, 'country': country.id,
+                'currency': _currency(pool, currency).id,
+                'timezone': timezone, 'tax_name': tax_name, 'tax_rate': rate,
+                'chart': ModelData.get_id(
+                    'account', 'account_template_root_en'),
+                'fiscal_start': datetime.date(year, 1, 1),
+                'fiscal_end': datetime.date(year, 12, 31),
+                'prefix': prefix,
+                'ladder': ladder_text(),
+                'locations': '\n'.join('%s %s' % loc for loc in locations),
+                'web_domain': PORTAL_HOSTS[index],
+                'gateway': 'central', 'whatsapp': 'central',
+                }}, 'set_up')
+    Onboarding.delete(session_id)
+    company, = Company.search([('party.name', '=', name)])
+    return company
+
+
 def _plans(pool, company, plans):
     Template = pool.get('product.template')
     Uom = pool.get('product.uom')
@@ -351,15 +394,20 @@ def _subscribers(pool, company, country, locations, plans, count):
 def _staff(pool, companies, password):
     User = pool.get('res.user')
     ModelData = pool.get('ir.model.data')
+    Lang = pool.get('ir.lang')
     users = []
     for login, name, group, branch in STAFF:
         user_companies = companies if branch is None else [
             companies[branch + 1]]
         group_id = ModelData.get_id('isp_base', group)
-        if User.search([('login', '=', login)]):
+        language = Lang.get(STAFF_LANGUAGES.get(branch, 'en'))
+        existing = User.search([('login', '=', login)])
+        if existing:
+            User.write(existing, {'language': language.id})
             continue
         user, = User.create([{
                     'login': login, 'name': name, 'password': password,
+                    'language': language.id,
                     'groups': [('add', [group_id])],
                     'companies': [('add', [c.id for c in user_companies])],
                     'company': user_companies[0].id,
@@ -375,138 +423,27 @@ def _staff(pool, companies, password):
     return users
 
 
-def _chart(pool, company):
-    "The minimal chart of accounts, through the account module's wizard"
-    Account = pool.get('account.account')
-    AccountTemplate = pool.get('account.account.template')
-    ModelData = pool.get('ir.model.data')
-    CreateChart = pool.get('account.create_chart', type='wizard')
-    if Account.search([('company', '=', company.id)], limit=1):
-        return False
-    template = AccountTemplate(
-        ModelData.get_id('account', 'account_template_root_en'))
-    session_id, _, _ = CreateChart.create()
-    wizard = CreateChart(session_id)
-    wizard.account.account_template = template
-    wizard.account.company = company
-    wizard.transition_create_account()
-    defaults = wizard.states['properties'].get_defaults(
-        wizard, 'properties', list(wizard.properties._fields))
-    for name, value in defaults.items():
-        if name in wizard.properties._fields:
-            setattr(wizard.properties, name, value)
-    for name, kind in [('account_receivable', 'receivable'),
-            ('account_payable', 'payable')]:
-        if not getattr(wizard.properties, name, None):
-            account, = Account.search([
-                    ('type.%s' % kind, '=', True),
-                    ('party_required', '=', True),
-                    ('company', '=', company.id),
-                    ], limit=1)
-            setattr(wizard.properties, name, account)
-    for name, kind in [('category_account_revenue', 'revenue'),
-            ('category_account_expense', 'expense')]:
-        if (name in wizard.properties._fields
-                and not getattr(wizard.properties, name, None)):
-            account, = Account.search([
-                    ('type.%s' % kind, '=', True),
-                    ('company', '=', company.id),
-                    ('closed', '!=', True),
-                    ], limit=1)
-            setattr(wizard.properties, name, account)
-    wizard.transition_create_properties()
-    CreateChart.delete(session_id)
-    return True
-
-
-def _fiscal_year(pool, company, year, prefix):
-    """The calendar year `year` with its monthly periods, a move sequence and
-    the invoice sequence (PREFIX/YEAR/00001); None when it exists"""
-    FiscalYear = pool.get('account.fiscalyear')
-    Sequence = pool.get('ir.sequence.strict')
-    ModelData = pool.get('ir.model.data')
-    start, end = datetime.date(year, 1, 1), datetime.date(year, 12, 31)
-    if FiscalYear.search([
-                ('company', '=', company.id),
-                ('start_date', '<=', end),
-                ('end_date', '>=', start),
-                ], limit=1):
-        return None
-    moves, invoices = Sequence.create([{
-                'name': "%s moves %d" % (prefix, year),
-                'sequence_type': ModelData.get_id(
-                    'account', 'sequence_type_account_move'),
-                'company': company.id,
-                }, {
-                'name': "%s invoices %d" % (prefix, year),
-                'sequence_type': ModelData.get_id(
-                    'account_invoice', 'sequence_type_account_invoice'),
-                'company': company.id,
-                'prefix': '%s/%d/' % (prefix, year),
-                'padding': 5,
-                }])
-    fiscalyear, = FiscalYear.create([{
-                'name': '%s %d' % (prefix, year),
-                'company': company.id,
-                'start_date': start,
-                'end_date': end,
-                'move_sequence': moves.id,
-                'invoice_sequences': [('create', [{
-                                'out_invoice_sequence': invoices.id,
-                                'out_credit_note_sequence': invoices.id,
-                                'in_invoice_sequence': invoices.id,
-                                'in_credit_note_sequence': invoices.id,
-                                }])],
-                }])
-    FiscalYear.create_period([fiscalyear])
-    return fiscalyear
-
-
-def _account(pool, company, code):
-    Account = pool.get('account.account')
-    account, = Account.search([
-            ('company', '=', company.id), ('code', '=', code)], limit=1)
-    return account
-
-
 def _accounting(pool, company, spec, years, public_url=None):
-    """The branch's chart, fiscal years, sales tax, payment methods and
-    billing configuration"""
-    Account = pool.get('account.account')
-    Tax = pool.get('account.tax')
-    Journal = pool.get('account.journal')
-    PaymentMethod = pool.get('account.invoice.payment.method')
-    Configuration = pool.get('isp.billing.configuration')
+    """The branch's chart, fiscal years (numbers PREFIX/YEAR/00001, credit
+    notes PREFIX-CN/YEAR/00001), sales tax, payment methods and billing
+    configuration: isp_billing's branch_setup, as the onboarding wizard"""
+    from trytond.modules.isp_billing import branch_setup
     prefix, tax_name, rate = spec
     with Transaction().set_context(company=company.id):
-        _chart(pool, company)
+        branch_setup.create_chart(company)
         for year in years:
-            _fiscal_year(pool, company, year, prefix)
-        tax_account = _account(pool, company, '2.2.3')
-        tax = _get_or_create(Tax, [
-                ('company', '=', company.id), ('name', '=', tax_name)], {
-                'name': tax_name, 'description': tax_name,
-                'company': company.id, 'type': 'percentage', 'rate': rate,
-                'invoice_account': tax_account.id,
-                'credit_note_account': tax_account.id,
-                })
-        revenue, = Account.search([
-                ('company', '=', company.id), ('type.revenue', '=', True),
-                ('closed', '!=', True)], limit=1)
-        cash = _account(pool, company, '1.1.1')
-        journal, = Journal.search([('type', '=', 'cash')], limit=1)
-        values = {'revenue_account': revenue.id, 'tax': tax.id}
-        for method, name in PAYMENT_METHOD_NAMES:
-            values['payment_method_%s' % method] = _get_or_create(
-                PaymentMethod, [
-                    ('company', '=', company.id), ('name', '=', name)], {
-                    'name': name, 'company': company.id,
-                    'journal': journal.id, 'credit_account': cash.id,
-                    'debit_account': cash.id,
-                    }).id
+            start, end = datetime.date(year, 1, 1), datetime.date(year, 12, 31)
+            if not branch_setup.overlapping_fiscal_years(company, start, end):
+                branch_setup.create_fiscal_year(company, start, end,
+                    name='%s %d' % (prefix, year),
+                    prefix='%s/%d/' % (prefix, year),
+                    credit_note_prefix='%s-CN/%d/' % (prefix, year))
+        tax = branch_setup.create_sales_tax(company, tax_name, rate)
+        methods = branch_setup.create_payment_methods(company)
+        values = {'tax': tax.id}
         if public_url:
             values['pay_url'] = public_url.rstrip('/') + PAY_PATH
-        Configuration.write([Configuration(1)], values)
+        branch_setup.configure_billing(company, methods, **values)
 
 
 def history_start(today):
@@ -565,8 +502,11 @@ def load(pool, password):
     for (name, currency, country, timezone, locations, plans,
             count) in BRANCHES:
         Location = pool.get('isp.location')
-        company = _company(
-            pool, name, _currency(pool, currency), country, timezone)
+        if len(companies) - 1 in ONBOARDED:
+            company = _onboard(pool, len(companies) - 1)
+        else:
+            company = _company(
+                pool, name, _currency(pool, currency), country, timezone)
         companies.append(company)
         location_records = [
             _get_or_create(Location,
@@ -1266,9 +1206,8 @@ def main():
     Pool.start()
     pool = Pool(args.database)
     pool.init()
-    with Transaction().start(args.database, 0) as transaction:
-        summary = load(pool, password)
-        transaction.commit()
+    # restarted with the locks it asks for (the onboarding wizard's chart)
+    summary = _transact(args.database, load, password)
     for name, created in summary:
         print('%s: %d subscribers created' % (name, created))
     today = _today()
