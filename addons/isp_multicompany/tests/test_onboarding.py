@@ -243,7 +243,8 @@ class OnboardingTestCase(ClassSetupMixin, unittest.TestCase):
     def test_register_bill_pay_isolate(self):
         """The onboarded branch registers, bills, collects and isolates,
         as its own administrator, with nothing else configured (a router
-        is the network's, set up apart)"""
+        is the network's, set up apart); the head office's dashboard
+        gives its figures in IDR"""
         pool = Pool()
         Service = pool.get('isp.service')
         Invoice = pool.get('account.invoice')
@@ -286,20 +287,16 @@ class OnboardingTestCase(ClassSetupMixin, unittest.TestCase):
             Dunning.isp_run()
         self.assertEqual(Service(services[0].id).state, 'active')
         self.assertEqual(Service(services[1].id).state, 'isolated')
+        self.check_consolidated_dashboard(data, admin, Decimal(4800))
 
-    @with_transaction()
-    def test_consolidated_dashboard(self):
+    def check_consolidated_dashboard(self, data, admin, mrr):
         """The dashboard gives each branch's amounts in the currency of the
         user's company too (the head office's IDR for its administrator),
-        with the rate used"""
+        with the rate used (run by test_register_bill_pay_isolate: its
+        services are the branch's MRR)"""
         pool = Pool()
-        User = pool.get('res.user')
         Dashboard = pool.get('isp.report.dashboard')
-        data = self.class_data()
         company, head = data['company'], data['head']
-        admin, = User.search([('login', '=', 'nbo_admin')])
-        register(admin, company, "Wanjiru Kamau",
-            create_router(company, 'WS', "Westlands POP"))
         names = ['company', 'mrr', 'overdue', 'consolidation_currency',
             'consolidation_rate', 'mrr_consolidated', 'overdue_consolidated']
         for user, currency, rate in [
@@ -312,11 +309,11 @@ class OnboardingTestCase(ClassSetupMixin, unittest.TestCase):
                 rows = {r['company']: r for r in Dashboard.read(
                         [r.id for r in Dashboard.search([])], names)}
                 row = rows[company.id]
-                self.assertEqual(row['mrr'], Decimal(2400))
+                self.assertEqual(row['mrr'], mrr)
                 self.assertEqual(pool.get('currency.currency')(
                         row['consolidation_currency']).code, currency)
                 self.assertEqual(row['consolidation_rate'], rate)
-                self.assertEqual(row['mrr_consolidated'], 2400 * rate)
+                self.assertEqual(row['mrr_consolidated'], mrr * rate)
                 if user.login == 'head':
                     self.assertEqual(rows[head.id]['consolidation_rate'], 1)
                 else:
@@ -361,6 +358,30 @@ class OnboardingTestCase(ClassSetupMixin, unittest.TestCase):
         self.assertEqual(location.name, "Westlands West")
         # back to the central WhatsApp provider: its own one deactivated
         self.assertEqual(Provider.search([('company', '=', company.id)]), [])
+
+    @with_transaction()
+    def test_own_gateway_then_central(self):
+        """The branch's own gateway account: created with its credentials,
+        updated by a re-run, deactivated when back to the central ones"""
+        pool = Pool()
+        Gateway = pool.get('isp.payment.gateway')
+        data = self.class_data()
+        company = data['company']
+        head = data['users']['head']
+        own = {**data['form'], 'gateway': 'own', 'gateway_provider': 'mpesa',
+            'gateway_credentials': "consumer_key: ck\nconsumer_secret: cs\n"
+            "shortcode: 174379\npasskey: pk"}
+        onboard(head, own, company)
+        gateway, = Gateway.search([('company', '=', company.id)])
+        self.assertEqual((gateway.provider, gateway.consumer_key,
+                gateway.shortcode), ('mpesa', 'ck', '174379'))
+        self.assertEqual(Gateway.for_company(company, 'mpesa'), [gateway])
+        onboard(head, {**own, 'gateway_credentials': "passkey: pk2"}, company)
+        gateway, = Gateway.search([('company', '=', company.id)])
+        self.assertEqual((gateway.passkey, gateway.consumer_key),
+            ('pk2', 'ck'))
+        onboard(head, data['form'], company)
+        self.assertEqual(Gateway.search([('company', '=', company.id)]), [])
 
     @with_transaction()
     def test_bad_input_creates_nothing(self):
