@@ -188,8 +188,13 @@ class OnboardingTestCase(ClassSetupMixin, unittest.TestCase):
             self.assertEqual(Company.isp_web_tenant(host), company)
         self.assertEqual(
             Company.isp_web_tenant('www.example.net'), data['head'])
-        # the head-office administrator sees the new branch
+        # the head-office administrators see the new branch (the one who
+        # ran the wizard and the others)
         self.assertIn(company, User(data['users']['head'].id).companies)
+        admin, = User.search([('login', '=', 'admin')])
+        self.assertIn(company, admin.companies)
+        self.assertNotIn(company,
+            User(data['users']['hq_branch_admin'].id).companies)
 
         fiscalyear, = FiscalYear.search([('company', '=', company.id)])
         self.assertEqual(len(fiscalyear.periods), 12)
