@@ -47,7 +47,7 @@ SAME_AS_ENGLISH = frozenset({
         "Bandwidth", "Portal", "Reseller", "Resellers", "Token", "URL",
         "API", "SMS", "PIN", "MAC", "Normal", "Manual", "Detail", "Data",
         "Rate Limit", "ISP", "Burst", "Helpdesk", "CoA", "Host", "API-SSL",
-        "Pool", "Uptime",
+        "Pool", "Uptime", "Duitku", "Midtrans (Snap)",
         })
 
 #: %(name)s, %s, %d and {name} in a string: its translation keeps them

@@ -47,6 +47,10 @@ class TranslationsTestCase(unittest.TestCase):
                 if (module in TRANSLATION_IN_PROGRESS
                         and ': untranslated ' in line):
                     continue
+                if ': obsolete ' in line:
+                    # a translation ahead of its code (another change not
+                    # in yet) harms nothing; the tool drops it
+                    continue
                 found.append(line)
         self.assertEqual(found, [],
             'run python -m tools.po_update and translate:\n'
