@@ -11,11 +11,20 @@ staff user (record rules and access rights applied):
 
     BENCH map_geojson_p95_ms <n> ms       (all 10,000 subscribers)
     BENCH map_filtered_p95_ms <n> ms      (status=online)
+    BENCH map_first_render_ms <n> ms      (Chromium: the menu's URL opened
+                                           to the clustered map painted,
+                                           median of --renders cold loads)
+
+The first render serves trytond's WSGI application on a loopback port (a
+threaded werkzeug server in this process) to headless Chromium (Debian's,
+through Playwright), each load in a new browser context (empty cache) with
+a new token; the map has no tiles (the tile URL emptied: nothing leaves
+the machine, and requests to any other host are aborted).
 
 It never asserts a time.
 
     .venv/bin/python bench/bench_map.py [--subscribers 10000]
-        [--requests 30] [--uri postgresql://postgres@127.0.0.1:5432/]
+        [--requests 30] [--renders 5] [--uri postgresql://...]
 
 Without --uri (nor ISP_TEST_PG_URI) it starts a private PostgreSQL
 cluster and removes it afterwards (bench/bench_radius.py's RadiusStack:
@@ -24,6 +33,7 @@ the activated database is kept as a template on a given cluster).
 import argparse
 import datetime as dt
 import json
+import logging
 import os
 import pathlib
 import random
@@ -38,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 from bench import bulk  # noqa: E402
 from bench.bench_notify import private_cluster  # noqa: E402
 from bench.bench_radius import RadiusStack  # noqa: E402
+from tools.chromium import CHROMIUM, CHROMIUM_ARGS, loopback_only  # noqa: E402
 
 
 def populate(stack, subscribers):
@@ -85,6 +96,12 @@ def populate(stack, subscribers):
         Party = pool.get('party.party')
         Party.write([pattern.subscriber], {'latitude': -6.9,
                 'longitude': 107.6})
+
+    def no_tiles():
+        # no tile server: the bench stays offline
+        Configuration = Pool().get('isp.configuration')
+        Configuration.write([Configuration(1)], {'map_tiles_url': None})
+    stack.call(no_tiles, context={'company': company})
     stack.sql('ANALYZE')
     return user.id
 
@@ -106,14 +123,86 @@ def measure(client, path, requests):
     return latencies, json.loads(body)
 
 
-def run(uri, subscribers, requests):
+def launch_url(stack, user):
+    "The URL the ISP > Network Map menu opens for `user` (a new token)"
+    from trytond.pool import Pool
+    from trytond.transaction import Transaction
+    with Transaction().start(stack.name, user,
+            context={'_check_access': True}) as transaction:
+        Wizard = Pool().get('isp.network.map.open', type='wizard')
+        session_id, _, _ = Wizard.create()
+        (action, _), = Wizard.execute(session_id, {}, 'open_')['actions']
+        transaction.commit()
+    return action['url']
+
+
+def measure_render(stack, user, renders, expected):
+    """Milliseconds from opening the menu's URL in a new browser context to
+    the clustered map of the `expected` subscribers painted, `renders`
+    times"""
+    import threading
+
+    from playwright.sync_api import sync_playwright
+    from trytond.wsgi import app
+    from werkzeug.serving import make_server
+    # the access log would show the tokens
+    logging.getLogger('werkzeug').setLevel(logging.WARNING)
+    server = make_server('127.0.0.1', 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = 'http://127.0.0.1:%d' % server.server_port
+    times, steps = [], []
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                for _ in range(renders):
+                    url = launch_url(stack, user)
+                    context = browser.new_context(
+                        viewport={'width': 1400, 'height': 1000})
+                    context.route('**/*', loopback_only)
+                    page = context.new_page()
+                    errors = []
+                    page.on('pageerror',
+                        lambda e, errors=errors: errors.append(str(e)))
+                    page.on('console',
+                        lambda m, errors=errors: errors.append(m.text)
+                        if m.type == 'error' else None)
+                    started = time.perf_counter()
+                    page.goto(base + url)
+                    try:
+                        page.wait_for_selector('body[data-map-ready]',
+                            state='attached', timeout=120000)
+                    except Exception:
+                        print('the map did not show: %s' % errors)
+                        raise
+                    # the frame that shows it
+                    page.evaluate('() => new Promise(resolve => '
+                        'requestAnimationFrame(() => resolve()))')
+                    times.append((time.perf_counter() - started) * 1000)
+                    steps.append(page.evaluate('() => [Math.round(performance'
+                        '.getEntriesByType("navigation")[0].domContentLoaded'
+                        'EventEnd), Number(document.body.dataset.mapMs)]'))
+                    ready = page.get_attribute('body', 'data-map-ready')
+                    assert ready == str(expected), ready
+                    assert page.locator('.marker-cluster').count() > 0
+                    context.close()
+            finally:
+                browser.close()
+    finally:
+        server.shutdown()
+    print('first renders: page ready (DOMContentLoaded) / data fetched and '
+        'clustered in: %s ms' % ', '.join('%d / %d' % tuple(s) for s in steps))
+    return times
+
+
+def run(uri, subscribers, requests, renders=5):
     stack = RadiusStack(uri, name='isp_map_bench')
     print('database ready in %.1f s' % stack.create_database(), flush=True)
     # trytond's modules after the configuration (the backend)
     stack.init_pool()
-    from trytond.pool import Pool
     from trytond.protocols.wrappers import Response
-    from trytond.transaction import Transaction
     from werkzeug.test import Client
     try:
         started = time.monotonic()
@@ -121,15 +210,8 @@ def run(uri, subscribers, requests):
         print('%d subscribers loaded in %.1f s' % (
                 subscribers, time.monotonic() - started), flush=True)
         from trytond.wsgi import app
-        with Transaction().start(stack.name, user,
-                context={'_check_access': True}) as transaction:
-            Wizard = Pool().get('isp.network.map.open', type='wizard')
-            session_id, _, _ = Wizard.create()
-            (action, _), = Wizard.execute(session_id, {}, 'open_')[
-                'actions']
-            transaction.commit()
         client = Client(app, Response)
-        url = urllib.parse.urlsplit(action['url'])
+        url = urllib.parse.urlsplit(launch_url(stack, user))
         response = client.get('%s?%s' % (url.path, url.query))
         assert response.status_code == 303, response.status_code
         data = '/%s/isp_network/map/data' % stack.name
@@ -138,6 +220,8 @@ def run(uri, subscribers, requests):
         shown = sum(1 for f in collection['features']
             if f['properties']['kind'] == 'service')
         filtered, _ = measure(client, data + '?status=online', requests)
+        renders_ms = measure_render(stack, user, renders, shown) \
+            if renders else []
         if os.environ.get('BENCH_MAP_PROFILE'):
             import cProfile
             import pstats
@@ -153,19 +237,26 @@ def run(uri, subscribers, requests):
             '%.2f' % v for v in os.getloadavg()))
     print('BENCH map_geojson_p95_ms %.0f ms' % percentile(latencies, 0.95))
     print('BENCH map_filtered_p95_ms %.0f ms' % percentile(filtered, 0.95))
+    if renders_ms:
+        print('first renders: %s ms' % ' '.join(
+                '%.0f' % v for v in renders_ms))
+        print('BENCH map_first_render_ms %.0f ms'
+            % statistics.median(renders_ms))
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--subscribers', type=int, default=10000)
     parser.add_argument('--requests', type=int, default=30)
+    parser.add_argument('--renders', type=int, default=5,
+        help="cold loads in Chromium (0: no first render measure)")
     parser.add_argument('--uri', default=os.environ.get('ISP_TEST_PG_URI'))
     args = parser.parse_args(argv)
     if args.uri:
-        run(args.uri, args.subscribers, args.requests)
+        run(args.uri, args.subscribers, args.requests, args.renders)
     else:
         with private_cluster() as uri:
-            run(uri, args.subscribers, args.requests)
+            run(uri, args.subscribers, args.requests, args.renders)
     return 0
 
 

@@ -22,6 +22,7 @@ import time
 import pytest
 import requests
 
+from tools.chromium import CHROMIUM_ARGS, loopback_only
 from tools.rpc import RPCClient
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -546,9 +547,6 @@ def test_demo_prints_no_gateway_key(demo, demo_dir):
         & 0o777) == '0o600'
 
 
-CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu',
-    '--disable-background-networking', '--no-first-run',
-    '--disable-component-update', '--disable-sync']
 
 
 def _sao_login(page, url, login, password):
@@ -562,6 +560,22 @@ def _sao_login(page, url, login, password):
     _wait_isp_menu(page)
 
 
+def _staff_text(login, module, text):
+    """`text` of `module` as the sao of the demo's `login` shows it: Bandung's
+    staff (bdg_*) work in Indonesian, the msgstr of the module's id.po
+    (tools/demo_data.py STAFF_LANGUAGES), the others in English"""
+    if not login.startswith('bdg_'):
+        return text
+    import polib
+    catalog = polib.pofile(os.path.join(
+            ROOT, 'addons', module, 'locale', 'id.po'))
+    for entry in catalog:
+        if (entry.msgid == text and entry.msgstr
+                and 'fuzzy' not in entry.flags):
+            return entry.msgstr
+    return text
+
+
 def _wait_isp_menu(page):
     "Wait for the ISP menu; else fail with what the page shows instead"
     try:
@@ -573,7 +587,10 @@ def _wait_isp_menu(page):
 
 
 def test_back_office_in_browser(demo, tmp_path):
-    "Staff log into the sao back office in Chromium and list subscribers"
+    """Bandung's customer service logs into the sao back office in Chromium
+    and works in Indonesian (the user's language, docs/localisation.md):
+    the ISP menu, the subscribers (the branch's only) and a service's form
+    read Indonesian, not English"""
     sync_api = pytest.importorskip('playwright.sync_api')
     url, login, password = demo
     with sync_api.sync_playwright() as playwright:
@@ -581,22 +598,33 @@ def test_back_office_in_browser(demo, tmp_path):
             executable_path='/usr/bin/chromium', args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={'width': 1400, 'height': 900})
-            page.goto(url)
-            page.get_by_text('User name').wait_for(timeout=30000)
-            page.fill('#login', 'bdg_cs')
-            page.press('#login', 'Enter')
-            page.fill('input[type=password]', password, timeout=30000)
-            page.press('input[type=password]', 'Enter')
-            page.get_by_text('ISP', exact=True).first.wait_for(timeout=30000)
-            menu = page.get_by_text('Subscribers', exact=True).first
+            _sao_login(page, url, 'bdg_cs', password)
+            menu = page.get_by_text('Pelanggan', exact=True).first
             if not menu.is_visible():
                 page.get_by_text('ISP', exact=True).first.click()
+            for english in ['Subscribers', 'Services', 'Plans']:
+                assert page.get_by_text(english, exact=True).count() == 0
             menu.click(timeout=30000)
-            page.get_by_text('Subscriber Code').wait_for(timeout=30000)
+            page.get_by_text('ID pelanggan').first.wait_for(timeout=30000)
             page.get_by_text('/40').wait_for(timeout=30000)
             page.get_by_text('KCB - Kecubung').first.wait_for(timeout=30000)
             page.screenshot(path=str(tmp_path / 'subscribers.png'))
             assert page.get_by_text('WSTL - Westlands').count() == 0
+            assert page.get_by_text('Subscriber Code').count() == 0
+            # a service's form
+            page.get_by_text('Layanan', exact=True).first.click(
+                timeout=30000)
+            page.locator('.treeview tbody tr').first.dblclick(
+                timeout=30000)
+            for label in ['Nama pengguna', 'ID pelanggan', 'Paket',
+                    'Status langsung', 'Langsung']:
+                # (the subscribers' tab stays open behind, hidden)
+                page.get_by_text(label).locator('visible=true').first.wait_for(
+                    timeout=30000)
+            page.screenshot(path=str(pathlib.Path(
+                        ROOT, 'docs', 'img', 'service-form-id.png')))
+            for english in ['User Name', 'Customer ID', 'Live Status']:
+                assert page.get_by_text(english).count() == 0, english
         finally:
             browser.close()
 
@@ -675,11 +703,13 @@ def _dashboard_in_browser(demo, login, branches, screenshot):
         try:
             page = browser.new_page(viewport={'width': 1400, 'height': 1000})
             _sao_login(page, url, login, password)
-            menu = page.get_by_text('Dashboard', exact=True).first
+            menu = page.get_by_text(_staff_text(login, 'isp_billing',
+                    'Dashboard'), exact=True).first
             if not menu.is_visible():
                 page.get_by_text('ISP', exact=True).first.click()
             menu.click(timeout=30000)
-            page.get_by_text('Figures per Branch').wait_for(timeout=30000)
+            page.get_by_text(_staff_text(login, 'isp_billing',
+                    'Figures per Branch')).wait_for(timeout=30000)
             # the five charts drawn (sao draws again on each reload: the
             # last one of each panel), each with its twelve months
             read = """() => {
@@ -748,15 +778,19 @@ def test_dashboard_in_browser(demo):
         rows, charts = _dashboard_in_browser(
             demo, login_, branches, img / screenshot)
         assert set(rows) - {'Nusantara Net Head Office'} == branches
-        assert set(charts) == {'MRR', 'Revenue', 'Subscribers',
-            'New vs Terminated', 'Churn Rate (%)'}
+        titles = {_staff_text(login_, 'isp_billing', t): t for t in [
+                'MRR', 'Revenue', 'Subscribers', 'New vs Terminated',
+                'Churn Rate (%)']}
+        assert set(charts) == set(titles)
+        charts = {titles[k]: v for k, v in charts.items()}
         assert {k.split(' - ')[0] for k in charts['MRR']} == branches
         for figure in figures:
             name = figure['company.']['rec_name']
             if name not in branches:
                 continue
             _check_dashboard_branch(figure, rows[name], charts, [
-                    m for m in months if m['company.']['rec_name'] == name])
+                    m for m in months if m['company.']['rec_name'] == name],
+                login_)
 
 
 def _number(value):
@@ -766,8 +800,17 @@ def _number(value):
     return float(value or 0)
 
 
-def _check_dashboard_branch(figure, row, charts, months):
-    "The figures in `row` and the charts' series of a branch are the RPC's"
+def _check_dashboard_branch(figure, row, charts, months, login):
+    """The figures in `row` and the charts' series of a branch are the
+    RPC's, in the language of `login` (Indonesian: 1.234,00)"""
+    def text(value):
+        return _staff_text(login, 'isp_billing', value)
+
+    def number(value, digits):
+        shown = f'{value:,.{digits}f}'
+        if login.startswith('bdg_'):
+            shown = shown.translate(str.maketrans(',.', '.,'))
+        return shown
     name = figure['company.']['rec_name']
     digits = figure['currency.']['digits']
     assert figure['active_services'] > 0
@@ -777,14 +820,15 @@ def _check_dashboard_branch(figure, row, charts, months):
         assert ' %d ' % value in cells
     for value in [figure['mrr'], figure['arpu'], figure['revenue_year'],
             figure['overdue']]:
-        assert f'{_number(value):,.{digits}f}' in cells
+        assert number(_number(value), digits) in cells
     assert len(months) == 12
     currency = 'IDR' if 'Bandung' in name else 'KES'
-    assert charts['MRR']['%s - MRR (%s)' % (name, currency)] == [
+    assert charts['MRR']['%s - %s (%s)' % (name, text('MRR'), currency)] == [
         _number(m['mrr']) for m in months]
-    assert charts['Subscribers']['%s - Subscribers' % name] == [
+    assert charts['Subscribers']['%s - %s' % (
+            name, text('Subscribers'))] == [
         m['subscribers'] for m in months]
-    assert charts['New vs Terminated']['%s - New' % name] == [
+    assert charts['New vs Terminated']['%s - %s' % (name, text('New'))] == [
         m['new'] for m in months]
     assert _number(months[-1]['mrr']) == _number(figure['mrr'])
 
@@ -815,7 +859,12 @@ def test_network_map_in_browser(demo):
     marker's popup links to the back office; the URL can not be opened
     again (docs/map.md)"""
     sync_api = pytest.importorskip('playwright.sync_api')
-    url, _, password = demo
+    url, login, password = demo
+    # offline, as the page must work without a tile server (Leaflet then
+    # has no zoom range of its own)
+    admin = RPCClient(url, 'isp_demo')
+    assert admin.login(login, password)
+    admin.call('model.isp.configuration.write', [1], {'map_tiles_url': None})
     client = RPCClient(url, 'isp_demo')
     client.login('bdg_admin', password)
     services = client.call('model.isp.service.search_read', [
@@ -831,9 +880,12 @@ def test_network_map_in_browser(demo):
         try:
             context = browser.new_context(
                 viewport={'width': 1400, 'height': 1000})
+            # the demo's map asks OpenStreetMap for tiles: not from a test
+            context.route('**/*', loopback_only)
             page = context.new_page()
             _sao_login(page, url, 'bdg_admin', password)
-            menu = page.get_by_text('Network Map', exact=True).first
+            menu = page.get_by_text(_staff_text('bdg_admin', 'isp_network',
+                    'Network Map'), exact=True).first
             if not menu.is_visible():
                 page.get_by_text('ISP', exact=True).first.click()
             with context.expect_page(timeout=30000) as opened:

@@ -23,6 +23,9 @@ from trytond.modules.company.tests import create_company
 from trytond.pool import Pool
 from trytond.transaction import Transaction
 
+# Debian's chromium for the Playwright tests, and its options
+from tools.chromium import CHROMIUM, CHROMIUM_ARGS  # noqa: F401
+
 PASSWORD = 'Portal-Pass-2026'
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 #: What a page may never show: the text of an exception
@@ -187,13 +190,6 @@ def untranslated(web_directory, language='id'):
         catalog = read_po(fp)
     return sorted(m for m in found
         if not (catalog.get(m) and catalog.get(m).string))
-
-
-#: Debian's chromium for the Playwright tests, and its options
-CHROMIUM = '/usr/bin/chromium'
-CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu',
-    '--disable-background-networking', '--no-first-run',
-    '--disable-component-update', '--disable-sync']
 
 
 def browser_route(wsgi, failures, follow=False):

@@ -6,7 +6,10 @@
     var element = document.getElementById('map');
     var data = element.dataset;
     var lang = document.documentElement.lang || 'en';
-    var map = L.map(element, {preferCanvas: false, worldCopyJump: true});
+    // the zoom range is the map's own: without tiles (none configured,
+    // offline) Leaflet has no maxZoom and the clusters refuse to work
+    var map = L.map(element, {preferCanvas: false, worldCopyJump: true,
+        minZoom: 2, maxZoom: 19});
     map.setView([0, 0], 2);
     if (data.tiles) {
         L.tileLayer(data.tiles, {
@@ -21,6 +24,7 @@
     var form = document.getElementById('filters');
     var count = document.getElementById('map-count');
     var fitted = false;
+    var icons = {};
 
     function when(value) {
         if (!value) {
@@ -83,8 +87,11 @@
         } else {
             classes += 'isp-' + p.status;
         }
+        // one icon per look, shared by the markers that have it
+        var icon = icons[classes] || (icons[classes] = L.divIcon(
+            {className: classes, iconSize: null, html: ''}));
         var m = L.marker(latlng, {
-            icon: L.divIcon({className: classes, iconSize: null, html: ''}),
+            icon: icon,
             title: p.kind === 'router' ? p.name :
                 (p.customer_id || '') + ' ' + p.name,
             keyboard: true});
