@@ -24,7 +24,7 @@ from trytond.model import (
 )
 from trytond.model.fields import SQL_OPERATORS
 from trytond.modules.product import price_digits
-from trytond.pool import Pool
+from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval
 from trytond.tools import grouped_slice
 from trytond.transaction import Transaction
@@ -39,6 +39,7 @@ from trytond.modules.isp_base.validation import (
     parse_rate_limit,
     rate_problem,
 )
+from trytond.modules.isp_network.exceptions import ServiceValidationError
 from trytond.modules.isp_network.usage import BigInteger
 
 from .exceptions import (
@@ -676,14 +677,21 @@ class Voucher(Workflow, ModelSQL, ModelView):
 
     @classmethod
     def existing_codes(cls, codes):
-        "The ones of `codes` already stored (any branch)"
-        table = cls.__table__()
+        """The ones of `codes` already stored (any branch), as a voucher's
+        code or as a service's PPPoE user name: RADIUS finds both by the
+        user name alone"""
+        pool = Pool()
+        Service = pool.get('isp.service')
         cursor = Transaction().connection.cursor()
         found = set()
-        for sub_codes in grouped_slice(list(codes), CHUNK_SIZE):
-            cursor.execute(*table.select(table.code,
-                    where=SQL_OPERATORS['in'](table.code, list(sub_codes))))
-            found.update(code for code, in cursor)
+        for table, column in [
+                (cls.__table__(), 'code'),
+                (Service.__table__(), 'username')]:
+            column = getattr(table, column)
+            for sub_codes in grouped_slice(list(codes), CHUNK_SIZE):
+                cursor.execute(*table.select(column,
+                        where=SQL_OPERATORS['in'](column, list(sub_codes))))
+                found.update(code for code, in cursor)
         return found
 
     @classmethod
@@ -845,3 +853,31 @@ class Voucher(Workflow, ModelSQL, ModelView):
                     raise VoucherDeleteError(gettext(
                             'isp_voucher.msg_voucher_delete_used',
                             voucher=voucher.rec_name))
+
+
+class Service(metaclass=PoolMeta):
+    __name__ = 'isp.service'
+
+    @classmethod
+    def validate_fields(cls, services, field_names):
+        """A user name may not be a voucher's code (of any branch): RADIUS
+        would find both by the user name alone"""
+        pool = Pool()
+        Voucher = pool.get('isp.voucher')
+        super().validate_fields(services, field_names)
+        if field_names and 'username' not in field_names:
+            return
+        usernames = {s.username for s in services if s.username}
+        if not usernames:
+            return
+        table = Voucher.__table__()
+        cursor = Transaction().connection.cursor()
+        for sub_names in grouped_slice(list(usernames), CHUNK_SIZE):
+            cursor.execute(*table.select(table.code,
+                    where=SQL_OPERATORS['in'](table.code, list(sub_names)),
+                    limit=1))
+            row = cursor.fetchone()
+            if row:
+                raise ServiceValidationError(gettext(
+                        'isp_voucher.msg_username_voucher_code',
+                        username=row[0]))

@@ -282,6 +282,40 @@ class VoucherTestCase(RouteTestCase):
             ['EFGH', 'JKMN', 'PQRS'])
 
     @with_transaction()
+    def test_code_never_a_username(self):
+        """A code drawn equal to a PPPoE user name (any branch) is drawn
+        again; a user name equal to a voucher's code is refused: RADIUS
+        finds both by the user name alone"""
+        from trytond.modules.isp_billing.tests.payment_setup import (
+            create_plan_and_router,
+            create_services,
+        )
+        from trytond.modules.isp_network.exceptions import (
+            ServiceValidationError,
+        )
+        pool = Pool()
+        Voucher = pool.get('isp.voucher')
+        Service = pool.get('isp.service')
+        other = self.branch("Other")
+        company = self.branch()
+        with set_company(other):
+            plan, router = create_plan_and_router(other, "Home", 300000, 'WX')
+            service, = create_services(other, plan, router, ["Siti"], 'WX')
+        draws = iter([service.username, 'ABCD'])
+        with mock.patch.object(voucher_module, 'random_code',
+                lambda length: next(draws)), set_company(company):
+            batch = create_batch(create_profile(company), 1, code_length=4,
+                prefix='')
+        self.assertIsNone(next(draws, None))
+        self.assertEqual([v.code for v in batch.vouchers], ['ABCD'])
+        with set_company(other), self.assertRaises(
+                ServiceValidationError) as cm:
+            Service.write([service], {'username': 'ABCD'})
+        self.assertIn('ABCD', str(cm.exception))
+        self.assertEqual(Voucher.search([('code', '=', 'ABCD')], count=True),
+            1)
+
+    @with_transaction()
     def test_code_space_exhausted(self):
         "A generator that finds no new code stops with an error"
         company = self.branch()
