@@ -614,19 +614,59 @@ def test_back_office_in_browser(demo, tmp_path):
             # a service's form
             page.get_by_text('Layanan', exact=True).first.click(
                 timeout=30000)
-            page.locator('.treeview tbody tr').first.dblclick(
-                timeout=30000)
-            for label in ['Nama pengguna', 'ID pelanggan', 'Paket',
-                    'Status langsung', 'Langsung']:
-                # (the subscribers' tab stays open behind, hidden)
-                page.get_by_text(label).locator('visible=true').first.wait_for(
-                    timeout=30000)
+            cell = page.locator('.treeview tbody tr:visible td',
+                has_text='-CKP').first
+            cell.wait_for(timeout=30000)
+            cell.dblclick(timeout=30000)
+            # the form's notebook tabs, labels and buttons (the subscribers'
+            # tab stays open behind, hidden)
+            for label, exact in [('Langsung', True), ('PPPoE', True),
+                    ('Nama pengguna', False), ('Tanggal aktivasi', False),
+                    ('Tanggal putus langganan', False), ('Isolir', True)]:
+                page.get_by_text(label, exact=exact).locator(
+                    'visible=true').first.wait_for(timeout=30000)
             page.screenshot(path=str(pathlib.Path(
                         ROOT, 'docs', 'img', 'service-form-id.png')))
-            for english in ['User Name', 'Customer ID', 'Live Status']:
+            for english in ['User Name', 'Customer ID', 'Activation Date',
+                    'Termination Date']:
                 assert page.get_by_text(english).count() == 0, english
         finally:
             browser.close()
+
+
+def test_demo_notices_in_branch_language(demo):
+    """The demo's notices speak the subscriber's branch's language and
+    formats: Bandung's in Indonesian (13/11/2026, Rp250.000), Nairobi's in
+    English with its currency (11/13/2026, KSh2,500.00)"""
+    url, login, password = demo
+    client = RPCClient(url, 'isp_demo')
+    client.login(login, password)
+    messages = client.call('model.isp.message.search_read', [
+            ('event', '=', 'invoice_issued')], 0, None, None,
+        ['company.rec_name', 'body'])
+    bodies = {}
+    for message in messages:
+        bodies.setdefault(message['company.']['rec_name'], []).append(
+            message['body'])
+    bandung = bodies['Nusantara Net Bandung']
+    nairobi = bodies['Nusantara Net Nairobi']
+    days = {'bandung': set(), 'nairobi': set()}
+    for body in bandung:
+        assert 'tagihan' in body, body
+        assert re.search(r'Rp\d{1,3}(\.\d{3})+(?![\d,])', body), body
+        day, month = re.search(
+            r'jatuh tempo (\d\d)/(\d\d)/\d{4}', body).groups()
+        assert int(month) <= 12
+        days['bandung'].add(int(day))
+    for body in nairobi:
+        assert 'invoice' in body, body
+        assert re.search(r'KSh\d{1,3}(,\d{3})*\.\d\d', body), body
+        month, day = re.search(
+            r'due on (\d\d)/(\d\d)/\d{4}', body).groups()
+        assert int(month) <= 12
+        days['nairobi'].add(int(day))
+    # day first in Indonesian, month first in English
+    assert max(days['bandung']) > 12 and max(days['nairobi']) > 12
 
 
 def test_pay_online_in_browser(demo, tmp_path):
