@@ -153,7 +153,8 @@ def merge(entries, path):
             entry.msgstr_plural = {0: ''}
         pofile.append(entry)
     pofile.sort()
-    return str(pofile) + '\n'
+    text = str(pofile)
+    return text if text.endswith('\n') else text + '\n'
 
 
 def placeholders(text):
