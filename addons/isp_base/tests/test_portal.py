@@ -436,6 +436,39 @@ class PortalLayerTestCase(RouteTestCase):
                 self.assertEqual(siti.lang.code, 'en')
                 Party.write([siti], {'lang': Lang.get('id').id})
 
+    def test_language_of_branch_country(self):
+        """A branch without a language of its own: its country's, as its
+        notices (Indonesian in Indonesia, English elsewhere)"""
+        login = '/isp_base/portal/login'
+        for code, expected in [('ID', 'id'), ('KE', 'en')]:
+            with Transaction().start(DB_NAME, 0) as transaction:
+                pool = Pool()
+                Company = pool.get('company.company')
+                Country = pool.get('country.country')
+                Party = pool.get('party.party')
+                company, = Company.search(
+                    [('party.name', '=', "NetKita Nairobi")])
+                country = Country.search([('code', '=', code)]) or \
+                    Country.create([{'name': code, 'code': code}])
+                Party.write([company.party], {'lang': None})
+                company.isp_country = country[0]
+                company.save()
+                transaction.commit()
+            try:
+                body = self.portal(B_HOST).get(login).get_data(as_text=True)
+                self.assertIn('lang="%s"' % expected, body)
+            finally:
+                with Transaction().start(DB_NAME, 0):
+                    pool = Pool()
+                    Company = pool.get('company.company')
+                    Lang = pool.get('ir.lang')
+                    Party = pool.get('party.party')
+                    company, = Company.search(
+                        [('party.name', '=', "NetKita Nairobi")])
+                    Party.write([company.party], {'lang': Lang.get('en').id})
+                    company.isp_country = None
+                    company.save()
+
     # -- pages of other modules --
 
     def test_plugin_page(self):

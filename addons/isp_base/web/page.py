@@ -189,7 +189,8 @@ class Page:
     @property
     def language(self):
         """The subscriber's language, else the one chosen on the site, else
-        the browser's, else the branch's"""
+        the browser's, else the branch's (its party's, else its country's:
+        isp.message branch_language, as its notices)"""
         if self._language is None:
             party_lang = self.party.lang.code if (
                 self.party and self.party.lang) else None
@@ -199,9 +200,9 @@ class Page:
             if pick_language(*candidates, '-') == pick_language('-'):
                 # none served: the branch's language (read only then: its
                 # party's company-dependent language is 2 queries)
-                company_party = self.company.party if self.company else None
-                candidates.append(company_party.lang.code if (
-                        company_party and company_party.lang) else None)
+                language = (self.pool.get('isp.message').branch_language(
+                        self.company) if self.company else None)
+                candidates.append(language.code if language else None)
             self._language = pick_language(*candidates)
         return self._language
 
