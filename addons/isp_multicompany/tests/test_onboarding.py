@@ -361,8 +361,11 @@ class OnboardingTestCase(ClassSetupMixin, unittest.TestCase):
         location, = Location.search([
                 ('company', '=', company.id), ('code', '=', 'WSTL')])
         self.assertEqual(location.name, "Westlands West")
-        # back to the central WhatsApp provider: its own one deactivated
+        # back to the central WhatsApp provider: its own one deactivated,
+        # and the branch's form says so
         self.assertEqual(Provider.search([('company', '=', company.id)]), [])
+        self.assertEqual(pool.get('company.company')(
+                company.id).isp_whatsapp_source, 'central')
 
     @with_transaction()
     def test_own_gateway_then_central(self):
@@ -376,10 +379,18 @@ class OnboardingTestCase(ClassSetupMixin, unittest.TestCase):
         own = {**data['form'], 'gateway': 'own', 'gateway_provider': 'mpesa',
             'gateway_credentials': "consumer_key: ck\nconsumer_secret: cs\n"
             "shortcode: 174379\npasskey: pk"}
+        Company = pool.get('company.company')
+
+        def sources():
+            "What the branch's form shows"
+            branch = Company(company.id)
+            return branch.isp_gateway_source, branch.isp_whatsapp_source
+        self.assertEqual(sources(), ('central', 'own'))
         onboard(head, own, company)
         gateway, = Gateway.search([('company', '=', company.id)])
         self.assertEqual((gateway.provider, gateway.consumer_key,
                 gateway.shortcode), ('mpesa', 'ck', '174379'))
+        self.assertEqual(sources(), ('own', 'own'))
         self.assertEqual(Gateway.for_company(company, 'mpesa'), [gateway])
         onboard(head, {**own, 'gateway_credentials': "passkey: pk2"}, company)
         gateway, = Gateway.search([('company', '=', company.id)])
@@ -387,6 +398,7 @@ class OnboardingTestCase(ClassSetupMixin, unittest.TestCase):
             ('pk2', 'ck'))
         onboard(head, data['form'], company)
         self.assertEqual(Gateway.search([('company', '=', company.id)]), [])
+        self.assertEqual(sources(), ('central', 'own'))
 
     @with_transaction()
     def test_bad_input_creates_nothing(self):
