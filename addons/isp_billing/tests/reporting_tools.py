@@ -9,6 +9,8 @@ from decimal import Decimal
 from trytond.pool import Pool
 from trytond.transaction import Transaction
 
+from trytond.modules.isp_billing.branch_setup import revenue_account
+
 
 def create_plan(company, name, price, profile):
     "A plan of `company` with its variant"
@@ -90,16 +92,6 @@ def set_service_dates(services, values):
                     table.state],
                 [activation, termination, state],
                 where=table.id == service.id))
-
-
-def revenue_account(company):
-    Account = Pool().get('account.account')
-    account, = Account.search([
-            ('company', '=', company.id),
-            ('type.revenue', '=', True),
-            ('closed', '!=', True),
-            ], limit=1)
-    return account
 
 
 def create_service_invoices(company, specs):
