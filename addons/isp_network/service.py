@@ -31,6 +31,7 @@ from trytond.modules.isp_base.common import (
 from trytond.modules.isp_base.tenancy import (
     BranchOnChangeMixin,
     BranchValuesMixin,
+    check_companies,
 )
 
 from .exceptions import ServiceDeleteError, ServiceValidationError
@@ -453,6 +454,10 @@ class Service(
         super().check_modification(
             mode, services, values=values, external=external)
         if mode == 'delete':
+            if external:
+                # before the state, which names the service: another
+                # branch's is refused as the record rule would
+                check_companies(services)
             for service in services:
                 if service.state != 'draft':
                     raise ServiceDeleteError(gettext(

@@ -7,14 +7,19 @@ records, with the access checks of an RPC call:
 - the per-company settings of every configuration model of the product;
 - the system fields (read-only fields the ISP modules declare: states,
   workflow dates, billing and router fields...) of every model;
-- shared parties and plans (no branch), and a subscriber's branch."""
+- shared parties and plans (no branch), and a subscriber's branch;
+- every model whose records belong to a branch, discovered from the pool
+  (a company field, or reached through one): none of the other branch's
+  records is found, read, written, deleted or created."""
+import datetime as dt
 import unittest
 from contextlib import contextmanager
 from decimal import Decimal
 
 from trytond.exceptions import UserError
+from trytond.ir.resource import ResourceAccessMixin
 from trytond.model import ModelSQL, ModelStorage, fields
-from trytond.model.exceptions import AccessError
+from trytond.model.exceptions import AccessError, DomainValidationError
 from trytond.modules.company.model import (
     CompanyMultiValueMixin,
     CompanyValueMixin,
@@ -23,14 +28,21 @@ from trytond.pool import Pool
 from trytond.tests.test_tryton import with_transaction
 from trytond.transaction import Transaction
 
+from trytond.modules.isp_base.exceptions import BranchAccessError
 from trytond.modules.isp_base.field_access import system_fields
 from trytond.modules.isp_base.tests.class_setup import ClassSetupMixin
 from trytond.modules.isp_billing.tests.payment_setup import (
     create_branch,
     create_customer,
+    create_gateway,
     create_invoices,
     create_plan_and_router,
     create_services,
+)
+from trytond.modules.isp_billing.tests.reporting_tools import create_location
+from trytond.modules.isp_voucher.tests.voucher_setup import (
+    create_batch,
+    create_profile,
 )
 
 GROUPS = [
@@ -89,13 +101,206 @@ def setup_branches():
     return data
 
 
+# Models with a company field (or reached through one) whose records every
+# branch shares, each with its reason; every other such model is walked.
+SHARED_MODELS = {
+    # the branches themselves: their names are shown to every user (the
+    # company switcher); model access refuses their change to branch groups
+    'company.company': "the branches",
+    # user accounts: `company` is the user's current company, not an owner;
+    # only administrators write users (test_users_own_companies_groups)
+    'res.user': "user accounts",
+    'res.user-company.company': "a user's companies (administrators)",
+    'res.user.warning': "a user's own warnings, reached through res.user",
+    }
+
+
+# Models of a branch that have NO company rule today although a branch user
+# may read them by RPC (model access open): found by this test, not fixed yet
+# (docs/tenants.md).  The test requires this list to be exact: a new model
+# without a rule fails it, and so does a fixed one still listed.
+_VALUE = "stock per-company value (ids of defaults, sequences, prices)"
+_RELATION = "relation table (pairs of ids of records that have their rule)"
+KNOWN_OPEN = {
+    **dict.fromkeys([
+            'account.configuration.default_account',
+            'account.configuration.default_payment_term',
+            'account.configuration.default_tax_rule',
+            'account.configuration.journal',
+            'account.configuration.payment_group_sequence',
+            'account.configuration.payment_reference',
+            'account.configuration.payment_sequence',
+            'account.configuration.sequence',
+            'account.configuration.tax_rounding',
+            'party.configuration.party_lang',
+            'party.contact_mechanism.language',
+            'party.party.account', 'party.party.lang',
+            'party.party.payment_direct_debit', 'party.party.sale_method',
+            'product.category.account', 'product.cost_price',
+            'product.cost_price_method', 'product.list_price',
+            'sale.configuration.sequence', 'stock.configuration.sequence',
+            ], _VALUE),
+    **dict.fromkeys([
+            'account.account-account.tax',
+            'account.invoice-account.move.line',
+            'account.invoice-additional-account.move',
+            'account.invoice.line-account.tax',
+            'account.invoice.line-stock.move',
+            'ir.cron-company.company', 'isp.router.pool-isp.router',
+            'party.party-delivered_to-stock.location',
+            'party.party-party.category', 'product.template-product.category',
+            'res.user-company.employee', 'sale.line-account.tax',
+            'sale.line-ignored-stock.move', 'sale.line-recreated-stock.move',
+            'sale.sale-ignored-account.invoice',
+            'sale.sale-recreated-account.invoice',
+            'web.user-party.party.secondary',
+            ], _RELATION),
+    'account.account.deferral': "stock: an account's balance per year",
+    'account.invoice.alternative_payee': "stock: an invoice's other payees",
+    'account.journal.period': "stock: a journal's state per period",
+    'company.company.logo.cache': "stock: the branch logo's resized copies",
+    'company.company.tax_identifier': "stock: a branch's tax identifiers",
+    'company.employee': "stock: employees (a party, a branch)",
+    'sale.subscription.service': "stock: subscription services",
+    'web.user.session': "stock: portal sessions",
+    }
+
+
+def _company_fields(Model):
+    "The stored Many2One fields of Model to company.company"
+    return sorted((name for name, field in Model._fields.items()
+            if isinstance(field, fields.Many2One)
+            and not isinstance(field, fields.Function)
+            and field.model_name == 'company.company'),
+        key=lambda name: (name != 'company', name))
+
+
+def _sql_models(pool):
+    for name, Model in pool.iterobject():
+        if (issubclass(Model, ModelSQL)
+                and Model.table_query == ModelSQL.table_query):
+            yield name, Model
+
+
+def branch_models(extra=()):
+    """{model: how its records find their branch} of every model whose records
+    belong to a branch: a domain path to company.company (its own company
+    field, the access fields of `__access__`, or a required Many2One to such
+    a model), or 'resource' (an attachment, note... of any record).  `extra`
+    adds (name, Model) pairs (a model the pool does not hold)."""
+    pool = Pool()
+    models = dict(_sql_models(pool))
+    models.update(extra)
+    paths = {}
+    for name, Model in models.items():
+        company = _company_fields(Model)
+        if company:
+            paths[name] = company[0]
+        elif issubclass(Model, ResourceAccessMixin):
+            paths[name] = 'resource'
+    changed = True
+    while changed:
+        changed = False
+        for name, Model in models.items():
+            if name in paths:
+                continue
+            through = [(fname, getattr(Model, fname).get_target().__name__)
+                for fname in sorted(Model.__access__)]
+            through += [(fname, field.model_name)
+                for fname, field in sorted(Model._fields.items())
+                if isinstance(field, fields.Many2One)
+                and not isinstance(field, fields.Function)
+                and field.required and field.model_name != name]
+            for fname, target in through:
+                if (target in paths and paths[target] != 'resource'
+                        and target not in SHARED_MODELS):
+                    paths[name] = '%s.%s' % (fname, paths[target])
+                    changed = True
+                    break
+    return {name: path for name, path in paths.items()
+        if name not in SHARED_MODELS}
+
+
+def unruled_models(user, company, models):
+    """The models of `models` ({name: path}) that `user` in `company` may
+    use (model access) in a mode without a record rule on their branch
+    path"""
+    pool = Pool()
+    Rule = pool.get('ir.rule')
+    ModelAccess = pool.get('ir.model.access')
+    missing = set()
+    with as_user(user, company):
+        for name, path in models.items():
+            if path == 'resource':
+                # their access is their resource's (ResourceAccessMixin)
+                continue
+            first = path.split('.')[0]
+            for mode in ['read', 'write', 'create', 'delete']:
+                if not ModelAccess.check(name, mode, raise_exception=False):
+                    continue
+                domain = str(Rule.domain_get(name, mode=mode))
+                if "'%s" % first not in domain and "'%s" % path not in domain:
+                    missing.add(name)
+    return missing
+
+
+def add_branch_records(data):
+    """Each branch's location, router pool, posted invoice (its move and
+    lines), gateway account, vouchers, usage, message, helpdesk ticket with a
+    message, and notes and attachments on its service and invoice"""
+    pool = Pool()
+    RouterPool = pool.get('isp.router.pool')
+    Usage = pool.get('isp.service.usage')
+    Message = pool.get('isp.message')
+    Category = pool.get('isp.helpdesk.category')
+    Ticket = pool.get('isp.helpdesk.ticket')
+    TicketMessage = pool.get('isp.helpdesk.ticket.message')
+    Note = pool.get('ir.note')
+    Attachment = pool.get('ir.attachment')
+    for key, code in [('bandung', 'BD'), ('nairobi', 'NB')]:
+        company = data[key]
+        service = data[key + '_service']
+        with Transaction().set_context(company=company.id):
+            create_location(company, code, "Hill %s" % code)
+            RouterPool.create([{'company': company.id,
+                        'name': "Pool %s" % code,
+                        'routers': [('create', [{
+                                        'router': service.router.id}])]}])
+            invoice, = create_invoices(company, service.subscriber, 50000)
+            create_gateway('midtrans', 'http://127.0.0.1:9', company=company,
+                name="Gateway %s" % code)
+            create_batch(create_profile(company, code='V' + code), 1)
+            Usage.create([{'company': company.id, 'service': service.id,
+                        'date': dt.date.today(),
+                        'bytes_in': 1, 'bytes_out': 1}])
+            Message.create([{'company': company.id, 'channel': 'sms',
+                        'recipient': '+254712345678', 'body': "Hi"}])
+            category, = Category.create([{
+                        'company': company.id, 'name': "Internet"}])
+            ticket, = Ticket.create([{'company': company.id,
+                        'subscriber': service.subscriber.id,
+                        'category': category.id, 'channel': 'phone',
+                        'subject': "No internet"}])
+            TicketMessage.create([{'ticket': ticket.id, 'kind': 'internal',
+                        'body': "Router down"}])
+            resources = [str(service), str(invoice)]
+            data[key + '_resources'] = resources
+            Note.create([{'resource': r, 'message': "Note"}
+                    for r in resources])
+            Attachment.create([{'resource': r, 'name': 'a.txt',
+                        'data': b'x'} for r in resources])
+    Transaction().tasks.clear()
+
+
 class RecordsSecurityTestCase(ClassSetupMixin, unittest.TestCase):
     "Test what branch users may not read or change"
     setup_modules = ['isp_multicompany']
 
     @classmethod
     def setup_class_data(cls):
-        return setup_branches()
+        data = setup_branches()
+        add_branch_records(data)
+        return data
 
     # -- per-company settings --
 
@@ -194,6 +399,140 @@ class RecordsSecurityTestCase(ClassSetupMixin, unittest.TestCase):
                     if stored[name]:
                         with self.assertRaises(AccessError):
                             Value.write(stored[name], {'company': None})
+
+    # -- every model of a branch --
+
+    def branch_records(self, models, company, resources):
+        """{model: ids} of `company`'s records of each model (as root, the
+        inactive ones too); attachments and notes: those on `resources`"""
+        pool = Pool()
+        result = {}
+        with Transaction().set_context(active_test=False):
+            for name, path in models.items():
+                domain = (('resource', 'in', resources) if path == 'resource'
+                    else (path, '=', company.id))
+                result[name] = [
+                    r.id for r in pool.get(name).search([domain], order=[])]
+        return result
+
+    def assertIsolated(self, Model, ids, create):
+        """Records `ids` are not found, read, written nor deleted; `create`
+        (a call creating a record of the other branch) is refused"""
+        try:
+            found = Model.search([('id', 'in', ids)], order=[])
+        except AccessError:  # the model is closed to the group
+            found = []
+        self.assertEqual(found, [])
+        records = Model.browse(ids)
+        with self.assertRaises(AccessError):
+            Model.read(ids, ['create_date'])
+        with self.assertRaises(AccessError):
+            Model.write(records, {})
+        with self.assertRaises((AccessError, BranchAccessError)):
+            Model.delete(records)
+        # a refused delete stays in the transaction's deleted records
+        Transaction().delete_records[Model.__name__].difference_update(ids)
+        if create:
+            with self.assertRaises(
+                    (AccessError, BranchAccessError, DomainValidationError)):
+                create()
+
+    @with_transaction()
+    def test_branch_models_isolated(self):
+        "Every model of a branch, as each group: the other branch's records"
+        pool = Pool()
+        data = self.class_data()
+        bandung, nairobi = data['bandung'], data['nairobi']
+        models = branch_models()
+        self.assertGreaterEqual(set(models), {
+                'isp.service', 'isp.router', 'party.party', 'party.address',
+                'account.invoice', 'account.invoice.line', 'account.move',
+                'account.move.line', 'account.payment', 'account.dunning',
+                'ir.attachment', 'ir.note', 'isp.message',
+                'isp.payment.transaction', 'isp.service.usage',
+                'isp.helpdesk.ticket', 'isp.helpdesk.ticket.message',
+                'isp.voucher'})
+        theirs = self.branch_records(
+            models, nairobi, data['nairobi_resources'])
+        own = self.branch_records(
+            models, bandung, data['bandung_resources'])
+        walked = sorted(name for name, ids in theirs.items() if ids)
+        self.assertGreaterEqual(set(walked), {
+                'isp.service', 'isp.router', 'party.party', 'party.address',
+                'account.invoice', 'account.invoice.line', 'account.move',
+                'account.move.line', 'ir.attachment', 'ir.note',
+                'isp.message', 'isp.service.usage', 'isp.helpdesk.ticket',
+                'isp.helpdesk.ticket.message', 'isp.voucher'})
+
+        def creator(Model, name):
+            "Copy one of the branch's own records into the other branch"
+            path = models[name]
+            if path == 'resource' or not own[name]:
+                return None
+            first = path.split('.')[0]
+            value = getattr(Model(theirs[name][0]), first).id
+            return lambda: Model.copy(
+                Model.browse(own[name][:1]), default={first: value})
+
+        for group, user in data['users'].items():
+            with self.subTest(group=group):
+                self.assertEqual(
+                    unruled_models(user, bandung, models), set(KNOWN_OPEN))
+            for name in walked:
+                if name in KNOWN_OPEN:
+                    continue
+                with self.subTest(group=group, model=name), \
+                        as_user(user, bandung):
+                    Model = pool.get(name)
+                    self.assertIsolated(
+                        Model, theirs[name], creator(Model, name))
+
+    @with_transaction()
+    def test_branch_models_new_model(self):
+        "A new model with a company field and no rule fails the walk"
+        pool = Pool()
+        RuleGroup = pool.get('ir.rule.group')
+        Rule = pool.get('ir.rule')
+        data = self.class_data()
+        bandung, nairobi = data['bandung'], data['nairobi']
+        Location = pool.get('isp.location')
+
+        # discovered: a model with a company field, one reached through it
+        class Leaky(Location):
+            __name__ = 'test.leaky'
+
+        class LeakyLine(pool.get('isp.service.usage')):
+            __name__ = 'test.leaky.line'
+            __access__ = set()
+            _fields = {'leaky': fields.Many2One(
+                    'test.leaky', "Leaky", required=True)}
+        LeakyLine.leaky = LeakyLine._fields['leaky']
+        models = branch_models(
+            extra=[('test.leaky', Leaky), ('test.leaky.line', LeakyLine)])
+        self.assertEqual(models['test.leaky'], 'company')
+        self.assertEqual(models['test.leaky.line'], 'leaky.company')
+
+        # a model whose company rule is gone: reported and readable
+        user = data['users']['group_isp_customer_service']
+        models = branch_models()
+        self.assertEqual(
+            unruled_models(user, bandung, models), set(KNOWN_OPEN))
+        location, = Location.search([('company', '=', nairobi.id)])
+        groups = [g.id for g in RuleGroup.search(
+                [('model', '=', 'isp.location')])]
+        rule_group, rule = RuleGroup.__table__(), Rule.__table__()
+        cursor = Transaction().connection.cursor()
+        # in SQL: the rules are the module's data, which refuses a delete
+        cursor.execute(*rule.delete(where=rule.rule_group.in_(groups)))
+        cursor.execute(*rule_group.delete(where=rule_group.id.in_(groups)))
+        Rule._domain_get_cache.clear()
+        self.assertEqual(unruled_models(user, bandung, models),
+            {'isp.location', *KNOWN_OPEN})
+        with as_user(user, bandung):
+            Location = pool.get('isp.location')
+            self.assertIn(location, Location.search([]))
+            with self.assertRaises(AssertionError):
+                self.assertIsolated(Location, [location.id], None)
 
     # -- system fields --
 
@@ -308,6 +647,12 @@ class RecordsSecurityTestCase(ClassSetupMixin, unittest.TestCase):
             Service = pool.get('isp.service')
             Service.terminate([Service(copy_id)])
             self.assertEqual(Service(copy_id).state, 'terminated')
+            # their branch's draft service is deleted (the other branch's
+            # is refused before its state is checked: the walk)
+            draft, = Service.copy([Service(service_id)])
+            Service.delete([draft])
+            with self.assertRaises(UserError):
+                Service.delete([Service(copy_id)])
 
         with Transaction().set_context(company=bandung.id):
             invoice, = create_invoices(bandung, create_customer(), 50000)
