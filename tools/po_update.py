@@ -48,6 +48,7 @@ SAME_AS_ENGLISH = frozenset({
         "API", "SMS", "PIN", "MAC", "Normal", "Manual", "Detail", "Data",
         "Rate Limit", "ISP", "Burst", "Helpdesk", "CoA", "Host", "API-SSL",
         "Pool", "Uptime", "Duitku", "Midtrans (Snap)",
+        "Batch", "Mode", "OK",
         })
 
 #: %(name)s, %s, %d and {name} in a string: its translation keeps them
