@@ -5,7 +5,6 @@ own, shown on the branch's form: the switch itself is the branch's own
 active accounts (the onboarding wizard creates or deactivates them), so
 what the form says is what serves the branch."""
 from sql import Literal
-from sql.aggregate import Count
 from trytond.model import fields
 from trytond.model.fields import SQL_OPERATORS
 from trytond.pool import Pool, PoolMeta
@@ -53,8 +52,7 @@ class Company(metaclass=PoolMeta):
                 if extra:
                     where &= table.type.like(extra)
                 cursor.execute(*table.select(table.company,
-                        where=where, group_by=[table.company],
-                        having=Count(Literal('*')) > 0))
+                        where=where, group_by=[table.company]))
                 own.update(company for company, in cursor)
             result[name] = {c.id: 'own' if c.id in own else 'central'
                 for c in companies}
