@@ -48,7 +48,8 @@ SAME_AS_ENGLISH = frozenset({
         "API", "SMS", "PIN", "MAC", "Normal", "Manual", "Detail", "Data",
         "Rate Limit", "ISP", "Burst", "Helpdesk", "CoA", "Host", "API-SSL",
         "Pool", "Uptime", "Duitku", "Midtrans (Snap)",
-        "Batch", "Mode", "OK",
+        "Batch", "Mode", "OK", "Format", "PDF", "CSV", "Excel (XLSX)",
+        "MRR", "ARPU", "Webhook", "Passkey",
         })
 
 #: %(name)s, %s, %d and {name} in a string: its translation keeps them
@@ -177,7 +178,7 @@ def untranslated(entry):
         return True
     return (entry.msgstr == entry.msgid
         and entry.msgid not in SAME_AS_ENGLISH
-        and any(c.isalpha() for c in entry.msgid))
+        and any(c.isalpha() for c in PLACEHOLDER.sub('', entry.msgid)))
 
 
 def problems(module, entries, lang='id'):

@@ -24,7 +24,7 @@ from tools import po_update
 #: The modules whose Indonesian translation is still being written: their
 #: catalog must be up to date (every string there, nothing obsolete) but may
 #: have empty msgstr.  Empty this list when they are translated.
-TRANSLATION_IN_PROGRESS = {'isp_billing'}
+TRANSLATION_IN_PROGRESS = set()
 
 
 class TranslationsTestCase(unittest.TestCase):
@@ -92,6 +92,10 @@ class TranslationsTestCase(unittest.TestCase):
             msgid="%(name)s is late", msgstr="%(nama)s terlambat")
         self.assertTrue(po_update.untranslated(entry))
         entry.msgstr = "%(name)s terlambat"
+        self.assertFalse(po_update.untranslated(entry))
+        # placeholders and punctuation only: the same in every language
+        entry = polib.POEntry(msgctxt='model:ir.message,text:m',
+            msgid="%(plan)s, %(period)s", msgstr="%(plan)s, %(period)s")
         self.assertFalse(po_update.untranslated(entry))
 
 
