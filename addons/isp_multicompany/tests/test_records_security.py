@@ -72,6 +72,19 @@ def create_user(login, group, companies, filter_='one'):
 
 
 @contextmanager
+def refused_call():
+    """Undo what a call did before it was refused, as its RPC's rollback
+    does (ir.sequence drops its SQL sequence before the rule is checked)"""
+    cursor = Transaction().connection.cursor()
+    cursor.execute('SAVEPOINT refused_call')
+    try:
+        yield
+    finally:
+        cursor.execute('ROLLBACK TO SAVEPOINT refused_call')
+        cursor.execute('RELEASE SAVEPOINT refused_call')
+
+
+@contextmanager
 def as_user(user, company):
     "Act as `user` in `company` (the context a client sends), with checks"
     transaction = Transaction()
@@ -400,14 +413,15 @@ class RecordsSecurityTestCase(ClassSetupMixin, unittest.TestCase):
         records = Model.browse(ids)
         with self.assertRaises(AccessError):
             Model.read(ids, ['create_date'])
-        with self.assertRaises(AccessError):
+        with refused_call(), self.assertRaises(AccessError):
             Model.write(records, {})
-        with self.assertRaises((AccessError, BranchAccessError)):
+        with refused_call(), \
+                self.assertRaises((AccessError, BranchAccessError)):
             Model.delete(records)
         # a refused delete stays in the transaction's deleted records
         Transaction().delete_records[Model.__name__].difference_update(ids)
         if create:
-            with self.assertRaises(
+            with refused_call(), self.assertRaises(
                     (AccessError, BranchAccessError, DomainValidationError)):
                 create()
 
