@@ -13,6 +13,7 @@ import csv
 import datetime as dt
 import io
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from dateutil.relativedelta import relativedelta
 from lxml import etree
@@ -730,18 +731,47 @@ class Dashboard(FiguresMixin, ModelSQL, ModelView):
 
     @classmethod
     def table_query(cls):
+        """A row per company, its figures at its own today (the date of its
+        time zone: at 00:30 in Nairobi, 21:30 UTC, Nairobi's row is already
+        tomorrow's) unless the context gives the date"""
         pool = Pool()
         Company = pool.get('company.company')
         Date = pool.get('ir.date')
-        company = Company.__table__()
-        today = Transaction().context.get('date') or Date.today()
-        figures = cls._dashboard_figures(company.id, today)
-        return company.select(
-            company.id.as_('id'),
-            company.id.as_('company'),
-            company.currency.as_('currency'),
-            cls.date.sql_cast(Literal(today)).as_('date'),
-            *(query.as_(name) for name, query in figures.items()))
+        date = Transaction().context.get('date')
+        table = Company.__table__()
+        cursor = Transaction().connection.cursor()
+        cursor.execute(*table.select(table.timezone,
+                group_by=[table.timezone]))
+        queries = []
+        for timezone, in cursor.fetchall():
+            company = Company.__table__()
+            if date:
+                today = date
+            elif timezone:
+                today = Date.today(timezone=ZoneInfo(timezone))
+            else:
+                today = Date.today()
+            figures = cls._dashboard_figures(company.id, today)
+            queries.append(company.select(
+                    company.id.as_('id'),
+                    company.id.as_('company'),
+                    company.currency.as_('currency'),
+                    cls.date.sql_cast(Literal(today)).as_('date'),
+                    *(query.as_(name) for name, query in figures.items()),
+                    where=(company.timezone == timezone) if timezone
+                    else (company.timezone == Null)))
+        if not queries:
+            company = Company.__table__()
+            figures = cls._dashboard_figures(company.id, Date.today())
+            queries.append(company.select(
+                    company.id.as_('id'),
+                    company.id.as_('company'),
+                    company.currency.as_('currency'),
+                    cls.date.sql_cast(Literal(Date.today())).as_('date'),
+                    *(query.as_(name) for name, query in figures.items())))
+        if len(queries) == 1:
+            return queries[0]
+        return Union(*queries, all_=True)
 
 
 class DashboardMonth(Monthly):
