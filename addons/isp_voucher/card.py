@@ -432,8 +432,19 @@ class Batch(metaclass=PoolMeta):
         return result
 
     @classmethod
+    def check_printable(cls, batches):
+        """The cards of `batches` may be printed: not those of the online
+        shop's stock (their codes are sold by the shop: a printed card
+        would sell them twice)"""
+        for batch in batches:
+            if batch.shop:
+                raise CardError(gettext('isp_voucher.msg_cards_shop_batch',
+                        batch=batch.rec_name))
+
+    @classmethod
     def cards_pdf(cls, batches):
         "The PDF of the cards of `batches` (the layout of the first)"
+        cls.check_printable(batches)
         rows = cls.printed_vouchers(batches)
         cards = (card for batch in batches
             for card in batch.profile.card_values(rows[batch.id]))
@@ -539,7 +550,9 @@ class CardReport(Report):
         "The PDF of the cards of `vouchers`, in the layout of the first"
         pool = Pool()
         Voucher = pool.get('isp.voucher')
+        Batch = pool.get('isp.voucher.batch')
         vouchers = sorted(vouchers, key=lambda v: v.id)
+        Batch.check_printable({v.batch for v in vouchers if v.batch})
         rows = Voucher.read([v.id for v in vouchers],
             ['code', 'password', 'profile', 'batch'])
         by_id = {v.id: v for v in vouchers}
@@ -582,6 +595,7 @@ class PrintCards(BranchWizardMixin, Wizard):
         Batch = pool.get('isp.voucher.batch')
         batches = list(self.records)
         CardReport.check_cards_access()
+        Batch.check_printable(batches)
         for batch in batches:
             batch.profile.check_printable()
         rows = Batch.printed_vouchers(batches)

@@ -11,6 +11,7 @@ from decimal import Decimal
 import pypdf
 import qrcode
 from trytond.exceptions import UserError
+from trytond.i18n import gettext
 from trytond.modules.company.tests import create_company, set_company
 from trytond.pool import Pool
 from trytond.tests.test_tryton import RouteTestCase, with_transaction
@@ -347,6 +348,47 @@ class CardTestCase(RouteTestCase):
             with self.assertRaises(UserError) as cm:
                 Report.execute([batch.id], {})
             self.assertIn("Hotspot DNS Name", cm.exception.message)
+
+    @with_transaction()
+    def test_print_shop_stock_refused(self):
+        """The online shop's stock is never printed (the shop sells its
+        codes): its batch, its vouchers (alone or with printable ones)
+        and the wizard are refused with the message; another batch of the
+        profile prints"""
+        pool = Pool()
+        Voucher = pool.get('isp.voucher')
+        BatchCards = pool.get('isp_voucher.batch_cards', type='report')
+        Cards = pool.get('isp_voucher.cards', type='report')
+        PrintCards = pool.get('isp.voucher.batch.print_cards', type='wizard')
+        company = self.branch()
+        with set_company(company):
+            profile = create_profile(company, hotspot_dns_name=HOST)
+            shop = create_batch(profile, 3, shop=True)
+            printed = create_batch(profile, 2)
+            shop_vouchers = Voucher.search([('batch', '=', shop.id)])
+            other = Voucher.search([('batch', '=', printed.id)])
+            def wizard():
+                with Transaction().set_context(
+                        active_model='isp.voucher.batch',
+                        active_id=shop.id, active_ids=[shop.id]):
+                    session_id, _, _ = PrintCards.create()
+                    return PrintCards(session_id).transition_decide()
+            for name, call in [
+                    ('batch', lambda: BatchCards.execute(
+                            [printed.id, shop.id], {})),
+                    ('vouchers', lambda: Cards.execute(
+                            [v.id for v in other + shop_vouchers[:1]], {})),
+                    ('wizard', wizard),
+                    ]:
+                with self.subTest(name), \
+                        self.assertRaises(UserError) as cm:
+                    call()
+                self.assertEqual(cm.exception.message, gettext(
+                        'isp_voucher.msg_cards_shop_batch',
+                        batch=shop.rec_name))
+            _, data, _, _ = BatchCards.execute([printed.id], {})
+            (_, images), = pdf_pages(data)
+            self.assertEqual(len(images), 2)
 
     @with_transaction()
     def test_print_wizard(self):
