@@ -804,7 +804,7 @@ class DashboardMonth(Monthly):
             # the series' domains read the company of each month
             fields_ = dict(result['fields'], **cls.fields_get(['company']))
             result = dict(result, fields=fields_,
-                arch=cls._graph_per_branch(result['arch']))
+                arch=cls._graph_per_branch(result['arch'], fields_))
         return result
 
     @classmethod
@@ -826,9 +826,11 @@ class DashboardMonth(Monthly):
         return [(c.id, c.rec_name, c.currency.code) for c in companies]
 
     @classmethod
-    def _graph_per_branch(cls, arch):
+    def _graph_per_branch(cls, arch, fields_):
         """One series per branch of the user for each y field of a graph:
-        amounts of branches in other currencies are never added up"""
+        amounts of branches in other currencies are never added up; the
+        series are named with the fields' strings of `fields_` (in the
+        user's language)"""
         tree = etree.fromstring(arch)
         branches = cls._chart_branches()
         for y in tree.iter('y'):
@@ -836,7 +838,7 @@ class DashboardMonth(Monthly):
                 for id_, name, currency in branches:
                     series = etree.SubElement(y, 'field', dict(field.attrib))
                     series.set('key', '%s_%d' % (field.get('name'), id_))
-                    string = cls._fields[field.get('name')].string
+                    string = fields_[field.get('name')]['string']
                     if isinstance(cls._fields[field.get('name')], Monetary):
                         string = '%s (%s)' % (string, currency)
                     series.set('string', '%s - %s' % (name, string))

@@ -24,6 +24,7 @@ Invoices (date, amount, due): 1: 10/1 300,000 20/1 paid 15/1; 1/2 300,000
 import csv
 import datetime as dt
 import io
+import os
 import unittest
 from decimal import Decimal
 
@@ -384,6 +385,25 @@ class ReportingTestCase(ClassSetupMixin, unittest.TestCase):
                 ('mrr_%d' % nairobi.id, "Nairobi - MRR (KES)", False)])
         self.assertEqual(series(data['branch_admin'], nairobi), [
                 ('mrr_%d' % nairobi.id, "Nairobi - MRR (KES)", False)])
+
+        # the series are named in the user's language
+        Lang = pool.get('ir.lang')
+        Translation = pool.get('ir.translation')
+        lang, = Lang.search([('code', '=', 'id')])
+        lang.translatable = True
+        lang.save()
+        Translation.translation_import('id', 'isp_billing', os.path.join(
+                os.path.dirname(os.path.dirname(__file__)), 'locale',
+                'id.po'))
+        user_cm, context_cm = as_user(data['branch_admin'], nairobi)
+        with user_cm, context_cm, Transaction().set_context(language='id'):
+            view = Month.fields_view_get(ModelData.get_id('isp_billing',
+                    'dashboard_month_view_graph_subscribers'),
+                view_type='graph')
+        self.assertEqual([f.get('string')
+                for f in etree.fromstring(view['arch']).iter('field')
+                if f.get('key')], [
+                "Nairobi - Pelanggan", "Nairobi - Pelanggan berbayar"])
 
     @with_transaction()
     def test_windows_open_on_records(self):
