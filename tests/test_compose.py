@@ -52,3 +52,33 @@ def test_compose_stack():
     env = services['trytond']['environment']
     assert env['TRYTOND_WEB__ROOT'] == '/opt/sao'
     assert '${POSTGRES_PASSWORD' in env['TRYTOND_DATABASE__URI']
+
+
+def test_compose_operations():
+    """Health checks on /health, the metrics directory shared by the
+    server, cron and workers, and a backup service with its own check
+    (docs/operations.md)"""
+    with open(COMPOSE) as fp:
+        stack = yaml.safe_load(fp)
+    services = stack['services']
+    check = ' '.join(services['trytond']['healthcheck']['test'])
+    assert '127.0.0.1:8000/health' in check
+    for name in ['trytond', 'trytond-cron', 'trytond-worker']:
+        service = services[name]
+        assert 'metrics:/var/lib/isp-metrics' in service['volumes'], name
+        env = service['environment']
+        assert env['TRYTOND_ISP__METRICS_DIR'] == '/var/lib/isp-metrics'
+        assert env['TRYTOND_ISP__HEALTH_DATABASES']
+        # the token comes from the environment, never the file
+        assert env['TRYTOND_ISP__METRICS_TOKEN'].startswith('${')
+    backup = services['backup']
+    assert 'tools.backup run' in ' '.join(backup['command'])
+    assert 'check-age' in backup['healthcheck']['test']
+    assert 'backups:/var/backups/isp' in backup['volumes']
+    assert backup['environment']['PGPASSWORD'].startswith(
+        '${POSTGRES_PASSWORD')
+    assert {'metrics', 'backups'} <= set(stack['volumes'])
+    with open(os.path.join(ROOT, 'Dockerfile')) as fp:
+        dockerfile = fp.read()
+    assert 'postgresql-client-15' in dockerfile
+    assert 'tools/backup.py' in dockerfile

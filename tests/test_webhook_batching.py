@@ -17,6 +17,7 @@ The fake Midtrans' status API is held closed to keep the first run inside
 its first batch while the others arrive.
 """
 import datetime as dt
+import json
 import os
 import pathlib
 import sys
@@ -275,3 +276,89 @@ def test_notifications_during_the_run_all_applied(stack, fake):
     assert sum(counts.values()) < count, (counts, sent)
     assert counts['account.invoice.process'] < count // 2, counts
     assert not _rescheduled(stack, since), stack.worker_log()[-3000:]
+
+
+def test_backup_restores_while_billing_and_webhooks_run(stack, fake,
+        pg_uri, tmp_path):
+    """scripts/backup (tools/backup.py) dumps the database while invoices
+    are posted and payment webhooks applied by the workers: the dump is the
+    snapshot of its manifest (row counts of every table, the accounting
+    checksum), restores into a scratch database with the same figures and
+    balanced accounts, and becomes the last good backup; a target that is
+    not writable is refused with a clear error, nothing written"""
+    from tools import backup
+    opened = _open(stack, 12, 'Backup')
+    references = [r for _, r in opened]
+
+    def lines():
+        with stack.transaction():
+            from trytond.pool import Pool
+            return Pool().get('account.move.line').search_count([])
+    before = lines()
+    stop = threading.Event()
+    errors = []
+
+    def billing():
+        batch = 0
+        while not stop.is_set():
+            batch += 1
+            try:
+                _open(stack, 2, 'Billed%d-' % batch)
+            except Exception as exception:  # reported below
+                errors.append(exception)
+                return
+
+    with ThreadPoolExecutor(4) as executor:
+        biller = executor.submit(billing)
+        paid = [executor.submit(fake.pay, r) for r in references]
+        time.sleep(0.5)
+        started = time.monotonic()
+        path = backup.dump(stack.name, tmp_path, dsn=pg_uri, keep=2)
+        dump_seconds = time.monotonic() - started
+        stop.set()
+        biller.result()
+        deliveries = [d for f in paid for d in f.result()]
+    assert not errors, errors
+    assert [d.status for d in deliveries] == [200] * len(references)
+    after = lines()
+    manifest = json.loads(path.with_name(path.name + '.json').read_text())
+    dumped = manifest['account_move_line']['lines']
+    # written while the dump ran: the manifest is the dump's snapshot
+    assert before <= dumped <= after and before < after, (
+        before, dumped, after)
+    restore_seconds = backup.verify(tmp_path, dsn=pg_uri)
+    good = json.loads((tmp_path / backup.LAST_GOOD).read_text())
+    assert good['file'] == path.name
+    assert backup.last_good_age(tmp_path) < 600
+    assert backup.main(['check-age', '--target', str(tmp_path)]) == 0
+    print('dump %.1f s, restore check %.1f s' % (
+            dump_seconds, restore_seconds))
+
+    # a dump that does not match its manifest is not good
+    other = backup.dump(stack.name, tmp_path, dsn=pg_uri, keep=2)
+    data = json.loads(other.with_name(other.name + '.json').read_text())
+    data['tables']['account_move_line'] += 1
+    other.with_name(other.name + '.json').write_text(json.dumps(data))
+    with pytest.raises(backup.BackupError, match='account_move_line'):
+        backup.verify(tmp_path, dsn=pg_uri)
+    assert json.loads((tmp_path / backup.LAST_GOOD).read_text()) == good
+
+    # retention: the 2 newest dumps are kept
+    backup.dump(stack.name, tmp_path, dsn=pg_uri, keep=2)
+    assert len(backup.dumps(tmp_path)) == 2
+    assert path not in backup.dumps(tmp_path)
+
+    # a target that is not writable: a clear error, nothing written
+    locked = tmp_path / 'locked'
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):  # root writes anyway
+            locked = pathlib.Path('/proc/isp-backup')
+        with pytest.raises(backup.BackupError, match='not writable'):
+            backup.dump(stack.name, locked, dsn=pg_uri)
+        assert backup.main(['dump', '--database', stack.name, '--target',
+                str(locked), '--dsn', pg_uri]) == 2
+    finally:
+        (tmp_path / 'locked').chmod(0o700)
+    assert not list((tmp_path / 'locked').iterdir())

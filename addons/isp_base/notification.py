@@ -41,7 +41,7 @@ from trytond.pyson import Eval
 from trytond.tools import grouped_slice
 from trytond.transaction import Transaction
 
-from . import messaging
+from . import messaging, metrics
 from .common import InputGuardMixin, SecretDefaultsMixin
 from .exceptions import (
     MessageCompanyError,
@@ -998,6 +998,7 @@ class Message(Workflow, ModelSQL, ModelView):
             message.state = 'failed'
             message.next_attempt = None
             message.save()
+            metrics.NOTIFICATIONS.labels('failed').inc()
             return
         delay = dt.timedelta(minutes=BACKOFF[message.tries - 1])
         message.next_attempt = now + delay
@@ -1013,8 +1014,12 @@ class Message(Workflow, ModelSQL, ModelView):
 
     @classmethod
     def _store_result(cls, message_id, attempt_id, provider_id, result):
-        return cls._retrying(cls._store_result_step,
+        done = cls._retrying(cls._store_result_step,
             message_id, attempt_id, provider_id, result)
+        if done:
+            metrics.NOTIFICATIONS.labels('sent'
+                if result.outcome == messaging.SENT else 'failed').inc()
+        return done
 
     @classmethod
     def _store_result_step(cls, message_id, attempt_id, provider_id, result):

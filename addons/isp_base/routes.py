@@ -31,6 +31,7 @@ from .messaging import (
     parse_body,
     same_secret,
 )
+from .metrics import observe_webhook, refused
 
 logger = logging.getLogger(__name__)
 accesslog.install()
@@ -41,7 +42,8 @@ MAX_ID = 2 ** 31 - 1
 
 def _refuse(status, reason):
     "A 4xx answer with a short reason"
-    return Response(reason, status=status, content_type='text/plain')
+    return refused(Response(reason, status=status,
+            content_type='text/plain'), reason)
 
 
 def _provider(pool, provider_id, meta):
@@ -78,6 +80,7 @@ def _apply(pool, provider, data, raw):
 
 @app.route('/<database_name>/isp_base/notify/meta/<int:provider_id>',
     methods={'GET', 'POST'})
+@observe_webhook('message', 'whatsapp_meta')
 @with_pool
 @with_transaction()
 def meta_webhook(request, pool, provider_id):
@@ -109,6 +112,7 @@ def meta_webhook(request, pool, provider_id):
 @app.route(
     '/<database_name>/isp_base/notify/callback/<int:provider_id>/<secret>',
     methods={'POST'})
+@observe_webhook('message', 'callback')
 @with_pool
 @with_transaction()
 def provider_callback(request, pool, provider_id, secret):

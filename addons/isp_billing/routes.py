@@ -50,6 +50,8 @@ from trytond.protocols.wrappers import HTTPStatus, Response, with_pool
 from trytond.transaction import Transaction, TransactionError
 from trytond.wsgi import app
 
+from trytond.modules.isp_base.metrics import observe_webhook, refused
+
 from .exceptions import PaymentGatewayError, PaymentOnlineError
 from .gateways import ADAPTERS, NotificationError
 
@@ -67,8 +69,8 @@ def _answer(provider, status, reason=''):
     "The answer in the provider's format (no credentials are needed)"
     cls = ADAPTERS[provider]
     answer = cls.__new__(cls).answer(status, reason)
-    return Response(answer.body, status=answer.status,
-        content_type=answer.content_type)
+    return refused(Response(answer.body, status=answer.status,
+            content_type=answer.content_type), reason or None)
 
 
 def reference_of(provider, body, url):
@@ -140,12 +142,14 @@ def run_locked(pool, context, locks, func, wait=LOCK_WAIT):
 
 @app.route('/<database_name>/isp_billing/webhook/<provider>',
     methods={'POST'})
+@observe_webhook('payment', 'provider', providers=ADAPTERS)
 @with_pool
 def webhook(request, pool, provider):
     "A notification of a payment gateway, for any tenant of the database"
     if provider not in ADAPTERS:
-        return Response('unknown provider', status=HTTPStatus.NOT_FOUND,
-            content_type='text/plain')
+        return refused(Response('unknown provider',
+                status=HTTPStatus.NOT_FOUND, content_type='text/plain'),
+            'unknown provider')
     if (request.content_length or 0) > MAX_BODY:
         return _answer(provider, HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
             'body too large')

@@ -57,6 +57,9 @@ class IspBaseTestCase(
             ('isp.message.template', 'company'),
             ('isp.message.inbound', 'company'),
             ('web.user', 'isp_company'),
+            # central records' entries (no branch): the head office's;
+            # checked by test_audit_log_rules
+            ('isp.audit.log', 'company'),
             }
 
     @with_transaction()
@@ -71,6 +74,27 @@ class IspBaseTestCase(
                     ('domain', 'like', '%isp_company%'),
                     ])
             self.assertEqual(len(rules), 1, msg=model)
+
+    @with_transaction()
+    def test_audit_log_rules(self):
+        "The audit trail: a global branch rule, narrowed for branch admins"
+        pool = Pool()
+        Rule = pool.get('ir.rule')
+        ModelData = pool.get('ir.model.data')
+        encode = PYSONEncoder(sort_keys=True).encode
+        shared = encode(['OR', ('company', '=', None),
+                ('company', 'in', Eval('companies', []))])
+        strict = encode([('company', 'in', Eval('companies', []))])
+        rule, = Rule.search([
+                ('rule_group.model', '=', 'isp.audit.log'),
+                ('rule_group.global_p', '=', True)])
+        self.assertEqual(rule.domain, shared)
+        rule, = Rule.search([
+                ('rule_group.model', '=', 'isp.audit.log'),
+                ('rule_group.global_p', '=', False)])
+        self.assertEqual(rule.domain, strict)
+        self.assertEqual([g.id for g in rule.rule_group.groups], [
+                ModelData.get_id('isp_base', 'group_isp_branch_admin')])
 
     @with_transaction()
     def test_notification_company_rules(self):
