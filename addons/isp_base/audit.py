@@ -86,7 +86,7 @@ class AuditMixin:
     __slots__ = ()
     #: fields recorded old -> new
     _audit_fields = ()
-    #: fields recorded as "changed" (credentials)
+    #: fields recorded as "changed" (credentials; CREDENTIAL_FIELDS too)
     _audit_secret_fields = ()
     _audit_create = False
     _audit_delete = False
@@ -94,10 +94,17 @@ class AuditMixin:
     _audit_company_field = 'company'
 
     @classmethod
+    def _audit_secrets(cls):
+        """The credential fields: `_audit_secret_fields` and the model's
+        CREDENTIAL_FIELDS (message providers, payment gateways)"""
+        return set(cls._audit_secret_fields) | set(
+            getattr(cls, 'CREDENTIAL_FIELDS', ()))
+
+    @classmethod
     def _audit_names(cls):
         "The audited fields this model has"
-        return {n for n in (set(cls._audit_fields)
-                | set(cls._audit_secret_fields)) if n in cls._fields}
+        return {n for n in (set(cls._audit_fields) | cls._audit_secrets())
+            if n in cls._fields}
 
     @classmethod
     def _audit_stored(cls, names):
@@ -155,12 +162,13 @@ class AuditMixin:
     def _audit_changes(cls, old, new, names):
         "The lines of an entry: old -> new, credentials 'changed'"
         lines = []
+        secrets = cls._audit_secrets()
         for name in sorted(names):
             before, after = old.get(name), new.get(name)
             if before == after:
                 continue
             label = cls._fields[name].string
-            if name in cls._audit_secret_fields:
+            if name in secrets:
                 lines.append('%s: changed' % label)
             else:
                 lines.append('%s: %s -> %s' % (
@@ -266,8 +274,3 @@ class MessageProvider(AuditMixin, metaclass=PoolMeta):
         'sender', 'active', 'capacity', 'priority')
     _audit_create = True
     _audit_delete = True
-
-    @classmethod
-    def __setup__(cls):
-        super().__setup__()
-        cls._audit_secret_fields = tuple(cls.CREDENTIAL_FIELDS)

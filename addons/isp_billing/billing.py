@@ -24,6 +24,8 @@ from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval
 from trytond.transaction import Transaction, without_check_access
 
+from trytond.modules.isp_base import metrics
+
 from .exceptions import BillingError
 
 logger = logging.getLogger(__name__)
@@ -174,10 +176,17 @@ class Service(metaclass=PoolMeta):
         batches.  Safe to re-run: a batch bills only what is still unbilled,
         under a lock."""
         pool = Pool()
-        Date = pool.get('ir.date')
         Company = pool.get('company.company')
         company = Transaction().context.get('company')
         companies = [Company(company)] if company else Company.search([])
+        with metrics.observe_run(metrics.BILLING_RUNS,
+                metrics.BILLING_DURATION):
+            return cls._isp_bill_due(companies, date)
+
+    @classmethod
+    def _isp_bill_due(cls, companies, date):
+        pool = Pool()
+        Date = pool.get('ir.date')
         count = 0
         for company in companies:
             with Transaction().set_context(company=company.id):

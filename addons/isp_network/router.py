@@ -22,6 +22,7 @@ from trytond.pyson import Eval
 from trytond.tools import grouped_slice
 from trytond.transaction import Transaction, without_check_access
 
+from trytond.modules.isp_base import metrics
 from trytond.modules.isp_base.common import (
     InputGuardMixin,
     rec_name_domain,
@@ -667,6 +668,10 @@ class Router(InputGuardMixin, DeactivableMixin, ModelSQL, ModelView):
         Log = pool.get('isp.router.log')
         now = dt.datetime.now()
         unreachable = not result.ok and not result.services
+        kind = 'sync' if full else 'provision'
+        metrics.ROUTER_SYNC_DURATION.labels(kind).observe(result.duration)
+        metrics.ROUTER_SYNC_TOTAL.labels(kind,
+            'false' if unreachable else 'true').inc()
         self._record_contact(
             result.health, result.error if unreachable or not result.ok
             else None)
