@@ -50,9 +50,10 @@ class ShopStack(VoucherStack):
     the same lock)"""
     db_params = RadiusStack.db_params
 
-    def __init__(self, uri, name, workers=1):
+    def __init__(self, uri, name, workers=1, profile=None):
         super().__init__(uri, name=name)
         self.workers = workers
+        self.profile = profile
 
     def create_database(self, template=None):
         base = 'isp_voucher_tpl_%s' % voucher_hash()
@@ -61,6 +62,43 @@ class ShopStack(VoucherStack):
                 PushStack._make_template(self, base)
         self._sql('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % self.name,
             'CREATE DATABASE "%s" TEMPLATE "%s"' % (self.name, base))
+
+    def start_workers(self):
+        """The workers; with `profile` (a directory) each task profiled
+        there (bench/profiled_worker.py)"""
+        if not self.profile:
+            return super().start_workers()
+        import subprocess
+        os.makedirs(self.profile, exist_ok=True)
+        env = self._env()
+        env['ISP_PROFILE_DIR'] = self.profile
+        self.process = subprocess.Popen([sys.executable, '-m',
+                'bench.profiled_worker', '-c', self.config, '-d', self.name,
+                '-n', str(self.workers), '-t', '1'], env=env, cwd=ROOT,
+            start_new_session=True, stdout=subprocess.DEVNULL,
+            stderr=open(os.path.join(self.directory, 'worker.log'), 'w'))
+
+    def queue_summary(self):
+        """Print, per task of the queue, how many ran, their wait (queued
+        to started) and run times: where the time went"""
+        rows = self._sql(
+            "SELECT data->>'model' || '.' || (data->>'method'), COUNT(*), "
+            "COUNT(*) FILTER (WHERE scheduled_at IS NOT NULL), "
+            "percentile_cont(0.5) WITHIN GROUP (ORDER BY "
+            "EXTRACT(EPOCH FROM dequeued_at - enqueued_at)), "
+            "MAX(EXTRACT(EPOCH FROM dequeued_at - enqueued_at)), "
+            "percentile_cont(0.5) WITHIN GROUP (ORDER BY "
+            "EXTRACT(EPOCH FROM finished_at - dequeued_at)), "
+            "SUM(EXTRACT(EPOCH FROM finished_at - dequeued_at)), "
+            "COUNT(*) FILTER (WHERE finished_at IS NULL) "
+            "FROM ir_queue GROUP BY 1 ORDER BY 7 DESC NULLS LAST",
+            database=self.name)
+        print('QUEUE task: count (rescheduled) wait median/max s, '
+            'run median/total s, unfinished')
+        for name, count, later, wait, wait_max, run, total, left in rows:
+            print('QUEUE %s: %d (%d) %.2f/%.2f s, %.2f/%.1f s, %d' % (
+                    name, count, later, wait or 0, wait_max or 0, run or 0,
+                    total or 0, left))
 
 
 def setup_shop(sim, restock=3):
@@ -99,9 +137,10 @@ def setup_shop(sim, restock=3):
     return {'company': company.id, 'profile': profile.id}
 
 
-def start_shop(uri, name, midtrans, sim, workers=1, restock=3):
+def start_shop(uri, name, midtrans, sim, workers=1, restock=3,
+        profile=None):
     "The stack with its shop, gateway, workers and server started"
-    stack = ShopStack(uri, name=name, workers=workers)
+    stack = ShopStack(uri, name=name, workers=workers, profile=profile)
     stack.create_database()
     stack.init_pool()
     stack.ids = stack.run_locked(lambda: setup_shop(sim, restock),
@@ -146,7 +185,7 @@ class Buyer:
         return 'id="voucher-code"' in page.text
 
 
-def run(uri, orders, buyers, workers):
+def run(uri, orders, buyers, workers, profile=None):
     from tools.fake_gateways import FakeMidtrans
     from tools.routeros_sim import Router as SimRouter
     midtrans = FakeMidtrans().start()
@@ -155,7 +194,7 @@ def run(uri, orders, buyers, workers):
     stack = None
     try:
         stack = start_shop(uri, 'isp_shop_bench', midtrans, sim,
-            workers=workers, restock=max(10, orders))
+            workers=workers, restock=max(10, orders), profile=profile)
         sessions = [Buyer(stack) for _ in range(buyers)]
         placed = [[] for _ in range(buyers)]
 
@@ -198,6 +237,8 @@ def run(uri, orders, buyers, workers):
             'orders paid by %d buyers at once, %d worker(s))' % (
                 percentile(values, 95), percentile(values, 50),
                 len(values), buyers, workers))
+        if profile:
+            stack.queue_summary()
     finally:
         if stack is not None:
             stack.stop_server()
@@ -215,9 +256,14 @@ def main(argv=None):
         help="concurrent buyers (default 20)")
     parser.add_argument('--workers', type=int, default=1,
         help="trytond-worker processes (default 1)")
+    parser.add_argument('--profile', metavar='DIR',
+        help="profile each task of the workers into DIR (read it with "
+        "bench/profiled_worker.py --report DIR) and print the queue's "
+        "tasks: counts, waits, run times")
     parser.add_argument('--uri', default=os.environ.get('ISP_TEST_PG_URI'))
     options = parser.parse_args(argv)
-    args = (options.orders, options.buyers, options.workers)
+    args = (options.orders, options.buyers, options.workers,
+        options.profile and os.path.abspath(options.profile))
     if options.uri:
         run(options.uri, *args)
     else:

@@ -17,6 +17,7 @@ under the transaction's row lock, at most once: a status query's answer as
 it is, a webhook's only as the provider's status answer confirms it.  See
 docs/payments.md.
 """
+import contextlib
 import datetime as dt
 import functools
 import logging
@@ -808,7 +809,6 @@ class PaymentTransaction(ModelSQL, ModelView):
         takes no other (the notifications come on meanwhile)"""
         pool = Pool()
         Notification = pool.get('isp.payment.notification')
-        Invoice = pool.get('account.invoice')
         domain = [
             ('verdict', '=', 'queued'),
             ('company', 'in', companies),
@@ -832,7 +832,7 @@ class PaymentTransaction(ModelSQL, ModelView):
                 answers[payment.id] = payment._status_answer()
         cls.lock_for_processing(payments)
         applied, left, verdicts = [], [], {}
-        with Invoice.isp_payments_batch():
+        with cls.documents_batch():
             for stored in Notification.browse(queued):
                 if stored.verdict != 'queued':
                     continue
@@ -859,6 +859,17 @@ class PaymentTransaction(ModelSQL, ModelView):
         for payment_id in answers:
             _answers.pop((database, payment_id), None)
         return applied, left, len(queued) == BATCH
+
+    @classmethod
+    @contextlib.contextmanager
+    def documents_batch(cls):
+        """Around the notifications of a batch of `apply_queued`: what the
+        documents' payments leave to the end of the batch, to do once for
+        all (the invoices' follow-ups: `Invoice.isp_payments_batch`;
+        modules add theirs)"""
+        Invoice = Pool().get('account.invoice')
+        with Invoice.isp_payments_batch():
+            yield
 
     def _status_answer(self):
         """The provider's answer (`query_status`, UNREACHABLE when it

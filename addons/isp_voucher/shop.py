@@ -8,10 +8,15 @@ is paid through the existing online payments (`isp.payment.transaction`,
 reference ``EV`` + 10 random characters, the same webhooks, status checks
 and reconciliation as invoices).  When the gateway confirms the payment,
 and only then, under the payment's row lock, exactly one voucher is taken
-from the profile's online stock (or generated), sold with the order, the
-sale invoiced and paid, and the code sent by WhatsApp and e-mail."""
+from the profile's online stock (or generated), sold with the order and
+the code sent by WhatsApp and e-mail; the sale is invoiced and paid just
+after, in bulk for the orders paid meanwhile (`Order.invoice_paid`)."""
+import contextlib
 import datetime as dt
 import secrets
+import weakref
+from collections import defaultdict
+from itertools import groupby
 
 from sql import Null
 from sql.aggregate import Count, Sum
@@ -35,6 +40,16 @@ from .voucher import minimum_code_length
 DEFAULT_EXPIRY = 60
 #: The vouchers a shop batch generates by default when the stock is empty
 DEFAULT_RESTOCK = 10
+#: The most paid orders one run of `Order.invoice_paid` invoices
+INVOICE_BATCH = 200
+#: Seconds the invoicing of paid orders is scheduled after their payment:
+#: it comes after the deliveries queued meanwhile (and takes them too)
+INVOICE_DELAY = 1
+#: {transaction: branches whose invoicing it queued}
+_invoicing = weakref.WeakKeyDictionary()
+#: {transaction: {order id: (payment id, paid at, late)}}: the orders paid
+#: in its open batch of payments (`Order.delivery_batch`)
+_deliveries = weakref.WeakKeyDictionary()
 STATES = [
     ('pending', "Waiting for Payment"),
     ('paid', "Paid"),
@@ -72,11 +87,12 @@ class Profile(metaclass=PoolMeta):
     def _input_bounds(cls):
         return {**super()._input_bounds(), 'shop_restock': (1, 10000)}
 
-    def shop_voucher(self):
-        """One new voucher of the profile's online stock (generated shop
-        batches), the oldest; a shop batch of `shop_restock` vouchers is
-        generated when there is none.  The caller holds the profile's
-        row lock (one taker at a time)."""
+    def shop_vouchers(self, count=1):
+        """`count` new vouchers of the profile's online stock (generated
+        shop batches), the oldest first; a shop batch of `shop_restock`
+        vouchers (or of what is missing, when more) is generated when the
+        stock is short.  The caller holds the profile's row lock (one
+        taker at a time)."""
         pool = Pool()
         Voucher = pool.get('isp.voucher')
         Batch = pool.get('isp.voucher.batch')
@@ -86,9 +102,10 @@ class Profile(metaclass=PoolMeta):
             ('batch.shop', '=', True),
             ('batch.state', '=', 'generated'),
             ]
-        found = Voucher.search(domain, order=[('id', 'ASC')], limit=1)
-        if not found:
-            quantity = self.shop_restock or DEFAULT_RESTOCK
+        found = Voucher.search(domain, order=[('id', 'ASC')], limit=count)
+        if len(found) < count:
+            quantity = max(self.shop_restock or DEFAULT_RESTOCK,
+                count - len(found))
             batch, = Batch.create([{
                         'company': self.company.id,
                         'profile': self.id,
@@ -99,8 +116,9 @@ class Profile(metaclass=PoolMeta):
                         'shop': True,
                         }])
             Batch.generate([batch])
-            found = Voucher.search(domain, order=[('id', 'ASC')], limit=1)
-        return found[0]
+            found = Voucher.search(domain, order=[('id', 'ASC')],
+                limit=count)
+        return found
 
 
 class Batch(metaclass=PoolMeta):
@@ -151,8 +169,13 @@ class Order(SecretDefaultsMixin, ModelSQL, ModelView):
         "voucher; check the payment.")
     voucher = fields.Many2One(
         'isp.voucher', "Voucher", readonly=True, ondelete='RESTRICT')
+    payment = fields.Many2One(
+        'isp.payment.transaction', "Payment", readonly=True,
+        ondelete='RESTRICT',
+        help="The online payment that paid the order (its voucher).")
     invoice = fields.Many2One(
-        'account.invoice', "Invoice", readonly=True, ondelete='RESTRICT')
+        'account.invoice', "Invoice", readonly=True, ondelete='RESTRICT',
+        help="The sale, invoiced and paid just after the payment.")
     party = fields.Many2One(
         'party.party', "Buyer", readonly=True, ondelete='RESTRICT',
         context={'company': Eval('company', -1)}, depends={'company'})
@@ -285,36 +308,44 @@ class Order(SecretDefaultsMixin, ModelSQL, ModelView):
 
     # -- payment --
 
+    @classmethod
+    @contextlib.contextmanager
+    def delivery_batch(cls):
+        """Within it, `pay` leaves the deliveries to the end of the block,
+        done there for all its orders at once (`_deliver`): the payments'
+        batch of `apply_queued` (`PaymentTransaction.documents_batch`);
+        nested: the outer one does it"""
+        transaction = Transaction()
+        if transaction in _deliveries:
+            yield
+            return
+        batch = _deliveries[transaction] = {}
+        try:
+            yield
+            cls._deliver(batch)
+        finally:
+            _deliveries.pop(transaction, None)
+
     def pay(self, payment):
         """The payment `payment` of the order was confirmed (under its row
-        lock and the order's): the voucher, sold with the order, the paid
-        invoice and the messages; returns the values to write on the
+        lock and the order's): the voucher, sold with the order, and the
+        messages (`_deliver`: at once, or at the end of the open
+        `delivery_batch`); the sale's invoice is queued (`invoice_paid`:
+        in bulk, off the buyer's wait); returns the values to write on the
         payment (a review flag when the order already had its voucher)"""
-        if self.voucher:
+        batch = _deliveries.get(Transaction())
+        if self.voucher or (batch is not None and self.id in batch):
             return {'review': 'document_settled', 'review_note': gettext(
                     'isp_voucher.msg_shop_second_payment',
                     order=self.number)[:200]}
-        pool = Pool()
-        Voucher = pool.get('isp.voucher')
         now = _now()
         late = self.state == 'cancelled' or (
             self.expires_at is not None and now > self.expires_at)
-        with Transaction().set_context(company=self.company.id):
-            voucher = self.profile.shop_voucher()
-            Voucher.sell([voucher])
-            party = self.buyer_party()
-            invoice = self._invoice(party, payment)
-            line, = [li for li in invoice.lines if li.type == 'line']
-            Voucher.write([voucher], {
-                    'invoice_line': line.id,
-                    'sale_price': line.unit_price,
-                    })
-            self.__class__.write([self], {
-                    'state': 'paid', 'paid_at': now, 'late': late,
-                    'voucher': voucher.id, 'invoice': invoice.id,
-                    'party': party.id,
-                    })
-            self.notify(self.__class__(self.id))
+        paid = {self.id: (payment.id, now, late)}
+        if batch is not None:
+            batch.update(paid)
+        else:
+            self._deliver(paid)
         values = {}
         if late:
             values = {'review': 'document_settled', 'review_note': gettext(
@@ -322,89 +353,197 @@ class Order(SecretDefaultsMixin, ModelSQL, ModelView):
                     order=self.number)[:200]}
         return values
 
-    def _invoice(self, party, payment):
-        "The posted invoice of the sale, paid by `payment`"
+    @classmethod
+    def _deliver(cls, paid):
+        """The orders paid ({order id: (payment id, paid at, late)}), in
+        bulk per branch: each its voucher taken from its profile's online
+        stock and sold, its buyer's party, the order written paid, the
+        codes sent, the invoicing queued"""
+        pool = Pool()
+        Voucher = pool.get('isp.voucher')
+        orders = sorted(cls.browse(list(paid)),
+            key=lambda o: (o.company.id, o.id))
+        for company, c_orders in groupby(orders, key=lambda o: o.company):
+            c_orders = list(c_orders)
+            with Transaction().set_context(company=company.id):
+                vouchers = {}
+                by_profile = defaultdict(list)
+                for order in c_orders:
+                    by_profile[order.profile].append(order)
+                for profile, p_orders in by_profile.items():
+                    vouchers.update(zip((o.id for o in p_orders),
+                            profile.shop_vouchers(len(p_orders)),
+                            strict=True))
+                Voucher.sell(list(vouchers.values()))
+                parties = cls.buyer_parties(c_orders)
+                to_write = []
+                for order in c_orders:
+                    payment_id, now, late = paid[order.id]
+                    to_write.extend(([order], {
+                                'state': 'paid', 'paid_at': now,
+                                'late': late,
+                                'voucher': vouchers[order.id].id,
+                                'payment': payment_id,
+                                'party': parties[order.phone].id,
+                                }))
+                cls.write(*to_write)
+                cls.notify(cls.browse([o.id for o in c_orders]))
+            c_orders[0]._queue_invoicing()
+
+    def _queue_invoicing(self):
+        """Queue `invoice_paid` for the order's branch, once per database
+        transaction (a batch of payments queues one)"""
+        queued = _invoicing.setdefault(Transaction(), set())
+        if self.company.id in queued:
+            return
+        queued.add(self.company.id)
+        with Transaction().set_context(
+                queue_scheduled_at=dt.timedelta(seconds=INVOICE_DELAY)):
+            self.__class__.__queue__.invoice_paid([self])
+
+    @classmethod
+    def invoice_paid(cls, orders):
+        """Queue task: invoice the sales of the paid orders of the branches
+        of `orders` that have no invoice yet (up to INVOICE_BATCH, oldest
+        first), in bulk: the invoices created, posted and paid by the
+        orders' payments together, without invoice or payment notice (the
+        buyer got `voucher_delivered`).  The orders' rows are locked and
+        read again first: a sale is invoiced once."""
         pool = Pool()
         Invoice = pool.get('account.invoice')
+        Voucher = pool.get('isp.voucher')
+        companies = sorted({o.company.id for o in orders})
+        todo = cls.search([
+                ('company', 'in', companies),
+                ('state', '=', 'paid'),
+                ('invoice', '=', None),
+                ('voucher', '!=', None),
+                ('payment', '!=', None),
+                ], order=[('company', 'ASC'), ('id', 'ASC')],
+            limit=INVOICE_BATCH)
+        if not todo:
+            return
+        cls.lock(todo)
+        todo = [o for o in cls.browse(todo) if not o.invoice]
+        for company, c_orders in groupby(todo, key=lambda o: o.company):
+            c_orders = list(c_orders)
+            with Transaction().set_context(company=company.id,
+                    _isp_no_notices=True):
+                invoices = [o._sale_invoice() for o in c_orders]
+                Invoice.save(invoices)
+                Invoice.isp_post(invoices)
+                with Invoice.isp_payments_batch():
+                    for order, invoice in zip(
+                            c_orders, Invoice.browse(invoices), strict=True):
+                        Invoice.isp_record_payment(invoice,
+                            order.payment.amount, method='gateway',
+                            reference=order.payment.reference,
+                            to_pay=invoice.amount_to_pay)
+            to_write, vouchers = [], []
+            for order, invoice in zip(c_orders, invoices, strict=True):
+                line, = [li for li in invoice.lines if li.type == 'line']
+                to_write.extend(([order], {'invoice': invoice.id}))
+                vouchers.extend(([order.voucher], {
+                            'invoice_line': line.id,
+                            'sale_price': line.unit_price,
+                            }))
+            cls.write(*to_write)
+            Voucher.write(*vouchers)
+
+    def _sale_invoice(self):
+        "The draft invoice (not saved) of the order's sale to its buyer"
         profile = self.profile
-        invoice = sale_invoice(self.company, party, profile, 1,
+        return sale_invoice(self.company, self.party, profile, 1,
             profile.list_price, gettext('isp_voucher.msg_shop_line',
                 profile=profile.rec_name, order=self.number),
             self.number, who=self.number)
-        invoice.save()
-        with Transaction().set_context(_isp_no_notices=True):
-            Invoice.isp_post([invoice])
-            invoice = Invoice(invoice.id)
-            Invoice.isp_record_payment(invoice, payment.amount,
-                method='gateway', reference=payment.reference,
-                to_pay=invoice.amount_to_pay)
-        return invoice
-
-    def buyer_party(self):
-        """The branch's party of the buyer's number (a customer, not a
-        subscriber), made when missing, with the order's e-mail"""
-        pool = Pool()
-        Party = pool.get('party.party')
-        Lang = pool.get('ir.lang')
-        parties = Party.search([
-                ('isp_company', '=', self.company.id),
-                ('whatsapp', '=', self.phone),
-                ('is_subscriber', '=', False),
-                ], order=[('id', 'ASC')], limit=1)
-        email = self.email
-        if parties:
-            party, = parties
-            if email and email not in {
-                    m.value for m in party.contact_mechanisms}:
-                Party.write([party], {'contact_mechanisms': [('create', [
-                                    {'type': 'email', 'value': email}])]})
-            return party
-        lang = None
-        if self.language:
-            try:
-                lang = Lang.get(self.language)
-            except (KeyError, ValueError, IndexError):
-                lang = None
-        party, = Party.create([{
-                    'name': self.phone,
-                    'isp_company': self.company.id,
-                    'whatsapp': self.phone,
-                    'lang': lang.id if lang else None,
-                    'addresses': [('create', [{}])],
-                    'contact_mechanisms': [('create', [
-                                {'type': 'email', 'value': email}]
-                            if email else [])],
-                    }])
-        return party
 
     @classmethod
-    def notify(cls, order):
-        "The code by WhatsApp and, with an e-mail, by e-mail (queued)"
+    def buyer_parties(cls, orders):
+        """{phone: the branch's party of the buyer's number (a customer,
+        not a subscriber)} of `orders` (of one branch), made when missing
+        (in one create), with the orders' e-mails"""
         pool = Pool()
-        Message = pool.get('isp.message')
-        Lang = pool.get('ir.lang')
-        voucher = order.voucher
-        profile = order.profile
-        channels = ['whatsapp'] + (['email'] if order.email else [])
-        lang = None
-        if order.language:
+        Party = pool.get('party.party')
+        company = orders[0].company
+        emails = defaultdict(list)
+        for order in orders:
+            if order.email and order.email not in emails[order.phone]:
+                emails[order.phone].append(order.email)
+        parties = {}
+        for party in Party.search([
+                    ('isp_company', '=', company.id),
+                    ('whatsapp', 'in', sorted({o.phone for o in orders})),
+                    ('is_subscriber', '=', False),
+                    ], order=[('id', 'ASC')]):
+            parties.setdefault(party.whatsapp, party)
+        to_write = []
+        for phone, party in parties.items():
+            known = {m.value for m in party.contact_mechanisms}
+            new = [e for e in emails[phone] if e not in known]
+            if new:
+                to_write.extend(([party], {'contact_mechanisms': [
+                                ('create', [{'type': 'email', 'value': e}
+                                        for e in new])]}))
+        if to_write:
+            Party.write(*to_write)
+        missing = {}
+        for order in orders:
+            if order.phone not in parties:
+                missing.setdefault(order.phone, order)
+        if missing:
+            created = Party.create([{
+                        'name': phone,
+                        'isp_company': company.id,
+                        'whatsapp': phone,
+                        'lang': lang.id if lang else None,
+                        'addresses': [('create', [{}])],
+                        'contact_mechanisms': [('create', [
+                                    {'type': 'email', 'value': e}
+                                    for e in emails[phone]])],
+                        } for phone, order in missing.items()
+                    for lang in [order._lang()]])
+            parties.update(zip(missing, created, strict=True))
+        return parties
+
+    def _lang(self):
+        "The order's language (ir.lang) or None"
+        Lang = Pool().get('ir.lang')
+        if self.language:
             try:
-                lang = Lang.get(order.language)
+                return Lang.get(self.language)
             except (KeyError, ValueError, IndexError):
-                lang = None
-        with Transaction().set_context(language=lang.code if lang else None):
-            validity = profile.validity_text()
-        Message.send_events([{
+                pass
+        return None
+
+    @classmethod
+    def notify(cls, orders):
+        """The codes by WhatsApp and, with an e-mail, by e-mail (queued;
+        one `send_events` for all)"""
+        Message = Pool().get('isp.message')
+        events = []
+        for order in orders:
+            voucher = order.voucher
+            profile = order.profile
+            lang = order._lang()
+            with Transaction().set_context(
+                    language=lang.code if lang else None):
+                validity = profile.validity_text()
+            events.append({
                     'event': 'voucher_delivered', 'party': order.party,
                     'company': order.company, 'origin': order,
-                    'channels': channels, 'language': lang,
+                    'channels': ['whatsapp'] + (
+                        ['email'] if order.email else []),
+                    'language': lang,
                     'values': {
                         'voucher_code': voucher.code,
                         'profile': profile.name,
                         'validity': validity,
                         'login_url': order.login_url() or '',
                         },
-                    }])
+                    })
+        if events:
+            Message.send_events(events)
 
     def login_url(self):
         "The hotspot login URL with the code filled in (None without host)"
@@ -416,7 +555,8 @@ class Order(SecretDefaultsMixin, ModelSQL, ModelView):
     def payment_over(self, payment):
         """`payment` failed or expired: a pending order without another
         pending payment is cancelled (no voucher)"""
-        if self.state != 'pending':
+        if self.state != 'pending' or self.id in _deliveries.get(
+                Transaction(), ()):
             return
         if any(p.state == 'pending' and p.id != payment.id
                 for p in self.payments):
@@ -445,6 +585,14 @@ class PaymentTransaction(metaclass=PoolMeta):
             locks[Order._table] = sorted({o.id for o in orders})
             locks[Profile._table] = sorted({o.profile.id for o in orders})
         return locks
+
+    @classmethod
+    @contextlib.contextmanager
+    def documents_batch(cls):
+        "The orders paid in the batch are delivered at its end, in bulk"
+        Order = Pool().get('isp.voucher.order')
+        with super().documents_batch(), Order.delivery_batch():
+            yield
 
     def _record_payment(self, amount):
         if self.document and self.document.__name__ == 'isp.voucher.order':

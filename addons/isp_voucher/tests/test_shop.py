@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from trytond.pool import Pool
 from trytond.tests.test_tryton import DB_NAME, RouteTestCase
-from trytond.transaction import Transaction
+from trytond.transaction import Transaction, TransactionError
 
 from trytond.modules.isp_base.tests.portal_tools import (
     PortalClient,
@@ -407,6 +407,102 @@ class ShopTestCase(RouteTestCase):
         order = self.order_of(reference)
         self.assertEqual(order['state'], 'paid')
         self.assertEqual(order['voucher_state'], 'sold')
+
+    def test_paid_together_invoiced_in_bulk(self):
+        """Orders paid in one batch (two of Bandung, one of Nairobi): each
+        gets its voucher and code at once, the sales are invoiced after,
+        by one task per branch (`invoice_paid`) taking only its branch's
+        orders; each invoice paid by its order's payment, and once"""
+        references = [self.place(), self.place(phone='0812 1111 2222')]
+        response = self.buy(self.shop(B_HOST), self.ids['B'],
+            phone='0712 345678')
+        self.assertEqual(response.status_code, 303)
+        references.append([r for r in self.midtrans.requests
+                if r.path == '/snap/v1/transactions'][-1].json()[
+                'transaction_details']['order_id'])
+        for reference in references:
+            self.midtrans.pay(reference)
+        self.midtrans.callbacks.clear()
+        extras = {'_lock_tables': list(SEQUENCES)}
+        while True:
+            with Transaction().start(DB_NAME, 0, **extras) as transaction:
+                Payment = Pool().get('isp.payment.transaction')
+                try:
+                    # the status checks: one database transaction pays
+                    # the three
+                    Payment.check_status(Payment.search(
+                            [('reference', 'in', references)]))
+                except TransactionError as exception:
+                    transaction.rollback()
+                    transaction.tasks.clear()
+                    exception.fix(extras)
+                    continue
+                transaction.commit()
+                tasks = list(transaction.tasks)
+                transaction.tasks.clear()
+                break
+        orders = [self.order_of(r) for r in references]
+        self.assertEqual([(o['state'], o['voucher_state'],
+                    o['invoice_state']) for o in orders],
+            [('paid', 'sold', None)] * 3)
+        self.assertEqual(len({o['code'] for o in orders}), 3)
+        with Transaction().start(DB_NAME, 0, readonly=True):
+            pool = Pool()
+            Queue = pool.get('ir.queue')
+            Order = pool.get('isp.voucher.order')
+            invoicing = {Order(t.data['instances'][0]).company.id: t.id
+                for t in Queue.browse(tasks)
+                if t.data['method'] == 'invoice_paid'}
+            self.assertEqual(sorted(invoicing),
+                sorted([self.ids['a'], self.ids['b']]))
+
+        def run(task_id):
+            "the task, then the tasks it queued (the invoices' processing)"
+            run_locked(lambda: Pool().get('ir.queue')(task_id).run())
+        for task_id in tasks:
+            if task_id not in invoicing.values():
+                run(task_id)
+        run(invoicing[self.ids['a']])
+        # Bandung's task invoiced Bandung's orders only
+        orders = [self.order_of(r) for r in references]
+        self.assertEqual([o['invoice_state'] for o in orders],
+            ['paid', 'paid', None])
+        run(invoicing[self.ids['b']])
+        with Transaction().start(DB_NAME, 0, readonly=True):
+            pool = Pool()
+            Order = pool.get('isp.voucher.order')
+            Line = pool.get('account.move.line')
+            records = Order.browse([o['id'] for o in orders])
+            self.assertEqual([o.invoice.state for o in records],
+                ['paid'] * 3)
+            self.assertEqual([o.invoice.company for o in records],
+                [o.company for o in records])
+            self.assertEqual([o.invoice.party for o in records],
+                [o.party for o in records])
+            for order in records:
+                self.assertEqual(order.payment.reference,
+                    order.payments[0].reference)
+                self.assertEqual(order.voucher.invoice_line.invoice,
+                    order.invoice)
+                self.assertEqual(order.invoice.total_amount, order.amount)
+                # paid by its own payment (its reference on the move)
+                self.assertTrue(Line.search([
+                            ('move.description', '=',
+                                order.payment.reference),
+                            ('account', '=', order.invoice.account.id)]))
+            invoices = sorted(o.invoice.id for o in records)
+        # the task again: nothing invoiced twice
+        run_locked(lambda: Pool().get('isp.voucher.order').invoice_paid(
+                Pool().get('isp.voucher.order').browse(
+                    [o['id'] for o in orders])), tables=SEQUENCES)
+        with Transaction().start(DB_NAME, 0, readonly=True):
+            Invoice = Pool().get('account.invoice')
+            Order = Pool().get('isp.voucher.order')
+            self.assertEqual(sorted(i.id
+                    for o in Order.browse([o['id'] for o in orders])
+                    for i in Invoice.search([
+                            ('company', '=', o.company.id),
+                            ('description', '=', o.number)])), invoices)
 
     def test_staff_see_their_branch(self):
         "The orders' record rule: a user of Nairobi sees no Bandung order"
