@@ -3,7 +3,9 @@
 """`trytond-worker` with each task profiled (cProfile): the statistics of
 every task run go to `$ISP_PROFILE_DIR/<pid>-<task id>.prof`, to be read
 with `bench/profiled_worker.py --report DIR` (summed over the tasks, the
-`--top` first functions by cumulative time).
+`--top` first functions by cumulative time); each restart of a database
+transaction (a TransactionError: the locks it asks) is logged in
+`restarts.log` there.
 
     .venv/bin/python -m bench.profiled_worker -c trytond.conf -d DB -n 1
 
@@ -31,8 +33,20 @@ def profiled_run_task(pool, task_id):
 
 def _patch():
     from trytond import worker
+    from trytond.transaction import TransactionError
     _RUN_TASK.append(worker.run_task)
     worker.run_task = profiled_run_task
+    fix = TransactionError.fix
+
+    def logged_fix(self, extras):
+        "Log each restart of a database transaction and what it asks"
+        with open(os.path.join(os.environ['ISP_PROFILE_DIR'],
+                    'restarts.log'), 'a') as log:
+            log.write('%s %s\n' % (type(self).__name__, {
+                        k: v for k, v in vars(self).items()
+                        if not k.startswith('_')}))
+        return fix(self, extras)
+    TransactionError.fix = logged_fix
 
 
 def report(directory, top=40, sort='cumulative'):

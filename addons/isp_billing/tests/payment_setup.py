@@ -30,11 +30,13 @@ FAKE_CREDENTIALS = {
     }
 
 
-def run_locked(func, user=0, tables=(), **context):
+def run_locked(func, user=0, tables=(), run_tasks=True, **context):
     """Run `func` in a committed transaction, restarted with the locks it
     asks for, as Tryton's own wrappers and the worker do (`tables` are
     locked from the start); then run the tasks it queued the same way, as
-    without workers.  Return (result, restarts, tasks run)."""
+    without workers.  Return (result, restarts, tasks run); with
+    `run_tasks` False the tasks are not run: (result, restarts, their
+    ids)."""
     from trytond.tests.test_tryton import DB_NAME
     from trytond.worker import run_task
     extras = {'_lock_tables': list(tables)} if tables else {}
@@ -53,6 +55,8 @@ def run_locked(func, user=0, tables=(), **context):
             transaction.commit()
         tasks = list(transaction.tasks)
         transaction.tasks.clear()
+        if not run_tasks:
+            return result, restarts, tasks
         for task_id in tasks:
             run_task(DB_NAME, task_id)
         return result, restarts, len(tasks)

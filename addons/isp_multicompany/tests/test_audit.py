@@ -53,8 +53,8 @@ class AuditTestCase(ClassSetupMixin, unittest.TestCase):
         """Bandung's branch administrator isolates and reactivates a
         service, changes its plan's price and the gateway's name; Nairobi's
         service is isolated by the system; Tryton's administrator changes a
-        user's groups and password; the head office a central provider's token and the gateway's
-        key"""
+        user's groups and password; the head office a central provider's
+        token and the gateway's key"""
         pool = Pool()
         Service = pool.get('isp.service')
         Gateway = pool.get('isp.payment.gateway')
@@ -62,7 +62,7 @@ class AuditTestCase(ClassSetupMixin, unittest.TestCase):
         User = pool.get('res.user')
         Provider = pool.get('isp.message.provider')
         ModelData = pool.get('ir.model.data')
-        bandung, nairobi = data['bandung'], data['nairobi']
+        bandung = data['bandung']
         admin = data['users']['group_isp_branch_admin']
         context = {'company': bandung.id}
         service = data['bandung_service']

@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from trytond.pool import Pool
 from trytond.tests.test_tryton import DB_NAME, RouteTestCase
-from trytond.transaction import Transaction, TransactionError
+from trytond.transaction import Transaction
 
 from trytond.modules.isp_base.tests.portal_tools import (
     PortalClient,
@@ -423,24 +423,12 @@ class ShopTestCase(RouteTestCase):
         for reference in references:
             self.midtrans.pay(reference)
         self.midtrans.callbacks.clear()
-        extras = {'_lock_tables': list(SEQUENCES)}
-        while True:
-            with Transaction().start(DB_NAME, 0, **extras) as transaction:
-                Payment = Pool().get('isp.payment.transaction')
-                try:
-                    # the status checks: one database transaction pays
-                    # the three
-                    Payment.check_status(Payment.search(
-                            [('reference', 'in', references)]))
-                except TransactionError as exception:
-                    transaction.rollback()
-                    transaction.tasks.clear()
-                    exception.fix(extras)
-                    continue
-                transaction.commit()
-                tasks = list(transaction.tasks)
-                transaction.tasks.clear()
-                break
+        def check():
+            Payment = Pool().get('isp.payment.transaction')
+            # the status checks: one database transaction pays the three
+            Payment.check_status(Payment.search(
+                    [('reference', 'in', references)]))
+        _, _, tasks = run_locked(check, tables=SEQUENCES, run_tasks=False)
         orders = [self.order_of(r) for r in references]
         self.assertEqual([(o['state'], o['voucher_state'],
                     o['invoice_state']) for o in orders],
