@@ -50,6 +50,9 @@ SAME_AS_ENGLISH = frozenset({
         "Pool", "Uptime", "Duitku", "Midtrans (Snap)",
         "Batch", "Mode", "OK", "Format", "PDF", "CSV", "Excel (XLSX)",
         "MRR", "ARPU", "Webhook", "Passkey",
+        "VPN", "TCP", "UDP", "SHA1", "SHA256", "SHA512", "AES-128-CBC",
+        "AES-192-CBC", "AES-256-CBC", "AES-128-GCM", "AES-192-GCM",
+        "AES-256-GCM",
         })
 
 #: %(name)s, %s, %d and {name} in a string: its translation keeps them

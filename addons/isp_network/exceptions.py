@@ -38,3 +38,7 @@ class ImportError_(UserError):
 
 class MapTilesURLError(ValidationError):
     "The map's tiles URL is not an http(s) URL with {z}, {x} and {y}"
+
+
+class VpnValidationError(ValidationError):
+    "A VPN server's host or CA, or a router's VPN settings, are wrong"

@@ -253,7 +253,7 @@ class Router(metaclass=PoolMeta):
         with without_check_access():
             router = self.__class__(self.id)
             return {
-                'host': router.host,
+                'host': router.api_host(),
                 'secret': router.radius_secret or '',
                 'port': router.coa_port or COA_PORT,
                 'timeout': min(router.timeout or COA_TIMEOUT, COA_TIMEOUT),

@@ -136,7 +136,7 @@ class Router(metaclass=PoolMeta):
         with without_check_access():
             router = self.__class__(self.id)
             return hotspot.HotspotSettings(
-                host=router.host, port=router.port,
+                host=router.api_host(), port=router.port,
                 username=router.api_username, password=router.api_password,
                 use_ssl=bool(router.use_ssl), timeout=router.timeout or 10,
                 login_method=router.login_method or 'auto',
