@@ -29,6 +29,11 @@ class Company(metaclass=PoolMeta):
             "branch's messages; own: the branch's active provider (the "
             "onboarding wizard switches)."),
         'get_isp_sources')
+    isp_vpn_source = fields.Function(fields.Selection(
+            SERVICE_CHOICES, "VPN Server",
+            help="Central: the routers dial in to the head office's "
+            "OpenVPN server; own: to the branch's active server."),
+        'get_isp_sources')
 
     @classmethod
     def get_isp_sources(cls, companies, names):
@@ -37,11 +42,13 @@ class Company(metaclass=PoolMeta):
         pool = Pool()
         Gateway = pool.get('isp.payment.gateway')
         Provider = pool.get('isp.message.provider')
+        VpnServer = pool.get('isp.vpn.server')
         cursor = Transaction().connection.cursor()
         result = {}
         for name, Model, extra in [
                 ('isp_gateway_source', Gateway, None),
-                ('isp_whatsapp_source', Provider, 'whatsapp_%')]:
+                ('isp_whatsapp_source', Provider, 'whatsapp_%'),
+                ('isp_vpn_source', VpnServer, None)]:
             if name not in names:
                 continue
             table = Model.__table__()

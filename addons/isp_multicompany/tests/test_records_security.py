@@ -41,6 +41,7 @@ from trytond.modules.isp_billing.tests.payment_setup import (
 )
 from trytond.modules.isp_billing.tests.reporting_tools import create_location
 from trytond.modules.isp_multicompany.tests.test_tenancy_wizards import rpc
+from trytond.modules.isp_network.tests.test_vpn import CA as VPN_CA
 from trytond.modules.isp_voucher.tests.voucher_setup import (
     create_batch,
     create_profile,
@@ -244,6 +245,7 @@ def add_branch_records(data):
     TicketMessage = pool.get('isp.helpdesk.ticket.message')
     Note = pool.get('ir.note')
     Attachment = pool.get('ir.attachment')
+    VpnServer = pool.get('isp.vpn.server')
     for key, code in [('bandung', 'BD'), ('nairobi', 'NB')]:
         company = data[key]
         service = data[key + '_service']
@@ -256,6 +258,9 @@ def add_branch_records(data):
             invoice, = create_invoices(company, service.subscriber, 50000)
             create_gateway('midtrans', 'http://127.0.0.1:9', company=company,
                 name="Gateway %s" % code)
+            VpnServer.create([{'company': company.id,
+                        'name': "VPN %s" % code, 'host': 'vpn.example.net',
+                        'ca_certificate': VPN_CA}])
             create_batch(create_profile(company, code='V' + code), 1)
             Usage.create([{'company': company.id, 'service': service.id,
                         'date': dt.date.today(),
@@ -795,3 +800,32 @@ class RecordsSecurityTestCase(ClassSetupMixin, unittest.TestCase):
             # a subscriber belongs to a branch, even for the head office
             with self.assertRaises(UserError):
                 Party.write([Party(own_party.id)], {'isp_company': None})
+
+    @with_transaction()
+    def test_vpn_source(self):
+        "The branch's form: its VPN server is its own while it has one"
+        pool = Pool()
+        Company = pool.get('company.company')
+        VpnServer = pool.get('isp.vpn.server')
+        data = self.class_data()
+        bandung, nairobi = data['bandung'], data['nairobi']
+
+        def sources():
+            return Company.get_isp_sources([Company(bandung.id),
+                    Company(nairobi.id)], ['isp_vpn_source'])[
+                'isp_vpn_source']
+
+        self.assertEqual(sources(), {bandung.id: 'own', nairobi.id: 'own'})
+        server, = VpnServer.search([('company', '=', nairobi.id)])
+        self.assertEqual(VpnServer.for_company(nairobi), server)
+        VpnServer.write([server], {'active': False})
+        self.assertEqual(
+            sources(), {bandung.id: 'own', nairobi.id: 'central'})
+        self.assertIsNone(VpnServer.for_company(nairobi))
+        central, = VpnServer.create([{'name': "Central",
+                    'host': '203.0.113.1', 'ca_certificate': VPN_CA}])
+        self.assertEqual(VpnServer.for_company(nairobi), central)
+        # the branch's administrator sees the form say so
+        with as_user(data['users']['group_isp_branch_admin'], bandung):
+            company, = Company.read([bandung.id], ['isp_vpn_source'])
+            self.assertEqual(company['isp_vpn_source'], 'own')
