@@ -367,21 +367,34 @@ class Router(metaclass=PoolMeta):
 
     def vpn_server_used(self):
         "The router's server, else its branch's own, else the central one"
+        return self.vpn_servers_used([self])[self.id]
+
+    @classmethod
+    def vpn_servers_used(cls, routers):
+        """{router id: the server each router dials in to (its own choice,
+        else its branch's, else the central one) or None}"""
         pool = Pool()
         Server = pool.get('isp.vpn.server')
+        result, branches = {}, {}
         with without_check_access():
-            router = self.__class__(self.id)
-            if router.vpn_server and router.vpn_server.active:
-                return router.vpn_server
-            return Server.for_company(router.company)
+            for router in cls.browse([r.id for r in routers]):
+                if router.vpn_server and router.vpn_server.active:
+                    result[router.id] = router.vpn_server
+                    continue
+                company = router.company.id
+                if company not in branches:
+                    branches[company] = Server.for_company(company)
+                result[router.id] = branches[company]
+        return result
 
     def get_vpn_syntax(self, name):
         return str(routeros_syntax(self.routeros_version))
 
-    def vpn_script_text(self, syntax):
+    def vpn_script_text(self, syntax, server=None):
         """The router's VPN script in RouterOS `syntax` (6 or 7), or the
         message saying what is missing"""
-        server = self.vpn_server_used()
+        if server is None:
+            server = self.vpn_server_used()
         with without_check_access():
             router = self.__class__(self.id)
             username, password = router.vpn_username, router.vpn_password
@@ -403,11 +416,13 @@ class Router(metaclass=PoolMeta):
     @classmethod
     def get_vpn_scripts(cls, routers, names):
         result = {name: {} for name in names}
+        servers = cls.vpn_servers_used(routers)
         for router in routers:
             for name in names:
                 syntax = {'vpn_script_v6': 6, 'vpn_script_v7': 7}.get(
                     name) or routeros_syntax(router.routeros_version)
-                result[name][router.id] = router.vpn_script_text(syntax)
+                result[name][router.id] = router.vpn_script_text(
+                    syntax, servers[router.id])
         return result
 
     @classmethod

@@ -235,6 +235,11 @@ class VpnTestCase(RouteTestCase):
             # RouterOS v6 cannot use the branch's UDP server
             self.assertIn('RouterOS v6', router_b.vpn_script_v6)
             self.assertNotIn('/interface', router_b.vpn_script_v6)
+            # a router may name a central server over its branch's own
+            router_b.vpn_server = central
+            router_b.save()
+            self.assertIn('protocol=tcp', router_b.vpn_script)
+            self.assertIn('/interface', router_b.vpn_script_v6)
 
     @with_transaction()
     def test_bad_input(self):
