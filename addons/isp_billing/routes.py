@@ -50,6 +50,7 @@ from trytond.protocols.wrappers import HTTPStatus, Response, with_pool
 from trytond.transaction import Transaction, TransactionError
 from trytond.wsgi import app
 
+from trytond.modules.isp_base.company import normalize_host
 from trytond.modules.isp_base.metrics import observe_webhook, refused
 
 from .exceptions import PaymentGatewayError, PaymentOnlineError
@@ -284,6 +285,22 @@ def _page(status, key, lang='en', **values):
         content_type='text/html; charset=utf-8')
 
 
+def _served_here(pool, request, invoice):
+    """Whether the request's host may serve `invoice`'s pay link: a host of
+    another branch (its public pages' domain) never serves it, unless it is
+    the host of the link the invoice's branch sends (its `pay_url`); a host
+    of no branch (the server's own) serves every branch's links"""
+    Company = pool.get('company.company')
+    Configuration = pool.get('isp.billing.configuration')
+    host = request.host or ''
+    tenant = Company.isp_web_tenant(host)
+    if tenant is None or tenant == invoice.company:
+        return True
+    pattern = Configuration.get_value(invoice.company, 'pay_url') or ''
+    link = urllib.parse.urlsplit(pattern).netloc
+    return bool(link) and normalize_host(link) == normalize_host(host)
+
+
 @app.route('/<database_name>/isp_billing/pay/<token>', methods={'GET'})
 @with_pool
 def pay(request, pool, token):
@@ -300,7 +317,7 @@ def pay(request, pool, token):
                     ('isp_pay_token', '=', token),
                     ('type', '=', 'out'),
                     ], limit=1)
-            if not found:
+            if not found or not _served_here(pool, request, found[0]):
                 return _page(HTTPStatus.NOT_FOUND, 'unknown')
             invoice, = found
             party_lang = invoice.party.lang or invoice.company.party.lang
