@@ -360,11 +360,28 @@ class RoutesIsolationTestCase(PortalTestMixin, RouteTestCase):
             client.get(self.arguments(rule)), 'pay link')
         self.assertEqual(response.status_code, 404)
         self.assertEqual(self.nairobi_state(), before)
-        # on Nairobi's own host the link works
-        client = PortalClient(self.client(), DB_NAME, B_HOST)
-        response = client.get(self.arguments(rule))
-        self.assertIn(response.status_code, {200, 302, 303, 409},
-            response.get_data(as_text=True)[:300])
+        # on Nairobi's own host the link works, and on a host of no branch
+        # (the server's name), and on the host of Nairobi's Payment Link
+        # setting (a central payment domain that is another branch's)
+        for host in [B_HOST, 'localhost', A_HOST]:
+            if host == A_HOST:
+                self.set_pay_url(self.ids['b']['company'],
+                    'https://%s/{database}/isp_billing/pay/{token}' % A_HOST)
+                self.addCleanup(self.set_pay_url,
+                    self.ids['b']['company'], None)
+            client = PortalClient(self.client(), DB_NAME, host)
+            response = client.get(self.arguments(rule))
+            self.assertIn(response.status_code, {303, 409},
+                (host, response.get_data(as_text=True)[:300]))
+
+    @staticmethod
+    def set_pay_url(company_id, pattern):
+        "Set the Payment Link of the company (committed)"
+        with Transaction().start(DB_NAME, 0,
+                context={'company': company_id}) as transaction:
+            Configuration = Pool().get('isp.billing.configuration')
+            Configuration.write([Configuration(1)], {'pay_url': pattern})
+            transaction.commit()
 
     def test_webhooks(self):
         """Nairobi's payment and message providers' webhooks on Bandung's
