@@ -116,16 +116,11 @@ class Stack(_Stack):
 
     def create_database(self, template=None):
         """Create the database from `template`, or from the template with
-        isp_billing activated (made first when missing), named after the
-        modules' content when the run started"""
+        isp_billing activated (made first when missing:
+        `module_template`)"""
         started = time.monotonic()
         if not (template and self._exists(template)):
-            base = 'isp_pay_tpl_%s' % KEY['hash']
-            with self.template_lock(base):
-                if not self._exists(base):
-                    self._make_base(base)
-            template = template if template and self._exists(
-                template) else base
+            template = self.module_template('isp_billing')
         self._sql('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % self.name,
             'CREATE DATABASE "%s" TEMPLATE "%s"' % (self.name, template))
         return time.monotonic() - started

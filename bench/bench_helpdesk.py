@@ -95,33 +95,9 @@ class Stack(_Stack):
         super().__init__(uri, name=name, workers=0)
 
     def create_database(self):
-        import subprocess
-        template = 'isp_helpdesk_tpl_%s' % helpdesk_hash()
-        if not self._sql("SELECT 1 FROM pg_database WHERE datname = '%s'"
-                % template):
-            self._sql('CREATE DATABASE "%s" TEMPLATE template0 '
-                "ENCODING 'UTF8'" % template)
-            try:
-                for args in [['--all', '--email', 'admin@example.com'],
-                        ['-u', 'isp_helpdesk', '--activate-dependencies']]:
-                    subprocess.run([str(BIN / 'trytond-admin'), '-c',
-                            self.config, '-d', template, *args], check=True,
-                        env=self._env(), stdout=subprocess.DEVNULL)
-            except BaseException:
-                self._sql('DROP DATABASE IF EXISTS "%s"' % template)
-                raise
+        template = self.module_template('isp_helpdesk')
         self._sql('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % self.name,
             'CREATE DATABASE "%s" TEMPLATE "%s"' % (self.name, template))
-
-
-def helpdesk_hash():
-    import hashlib
-    digest = hashlib.sha1()
-    for path in sorted((ROOT / 'addons').rglob('*')):
-        if (path.is_file() and 'tests' not in path.parts
-                and path.suffix in {'.py', '.xml', '.cfg'}):
-            digest.update(path.read_bytes())
-    return digest.hexdigest()[:10]
 
 
 def setup_branches(count):

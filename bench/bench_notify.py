@@ -17,8 +17,9 @@ asserts a time.
 
 Without --uri (nor ISP_TEST_PG_URI) it starts a private PostgreSQL cluster
 with scripts/lib.sh and removes it afterwards.  The activated database is
-kept as a template named after the content of addons/isp_base, so a second
-run on the same cluster skips the activation.
+kept as a template named after the content of addons/isp_base
+(`Stack.module_template`), so a second run on the same cluster skips the
+activation.
 
 The `Stack` class is also the harness of tests/test_notify_worker.py.
 """
@@ -42,17 +43,6 @@ VENV = pathlib.Path(os.environ.get('ISP_VENV', ROOT / '.venv'))
 BIN = VENV / 'bin'
 
 from tools.fake_messaging import FakeMeta  # noqa: E402
-
-
-def addons_hash():
-    "The content hash of isp_base (the template database's key)"
-    digest = hashlib.sha1()
-    base = ROOT / 'addons' / 'isp_base'
-    for path in sorted(base.rglob('*')):
-        if (path.is_file() and 'tests' not in path.parts
-                and path.suffix in {'.py', '.xml', '.cfg'}):
-            digest.update(path.read_bytes())
-    return digest.hexdigest()[:10]
 
 
 @contextlib.contextmanager
@@ -111,28 +101,77 @@ class Stack:
 
     def create_database(self):
         "Create the database from the template, activating it if needed"
-        template = 'isp_notify_tpl_%s' % addons_hash()
-        exists = self._sql(
-            "SELECT 1 FROM pg_database WHERE datname = '%s'" % template)
         started = time.monotonic()
-        if not exists:
-            self._sql('CREATE DATABASE "%s" TEMPLATE template0 '
-                "ENCODING 'UTF8'" % template)
-            try:
-                subprocess.run([str(BIN / 'trytond-admin'), '-c', self.config,
-                        '-d', template, '--all', '--email',
-                        'admin@example.com'], check=True, env=self._env(),
-                    stdout=subprocess.DEVNULL)
-                subprocess.run([str(BIN / 'trytond-admin'), '-c', self.config,
-                        '-d', template, '-u', 'isp_base',
-                        '--activate-dependencies'], check=True,
-                    env=self._env(), stdout=subprocess.DEVNULL)
-            except subprocess.CalledProcessError:
-                self._sql('DROP DATABASE IF EXISTS "%s"' % template)
-                raise
+        template = self.module_template('isp_base')
         self._sql('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % self.name,
             'CREATE DATABASE "%s" TEMPLATE "%s"' % (self.name, template))
         return time.monotonic() - started
+
+    def module_template(self, module):
+        """The template database where trytond-admin activated `module`,
+        made when missing (under a cluster-wide lock: the integration test
+        files run side by side on one cluster): a copy of the template of
+        its largest product dependency on which `trytond-admin -u module
+        --activate-dependencies` activates what is missing, as an
+        administrator activates a module on a production database
+        (isp_base's: `--all` on a new database).  Each product module is
+        activated once per cluster and content, not again below each
+        stack's module (isp_base and isp_billing's accounting are most of
+        any activation).  Named after the content of the module and its
+        product dependencies."""
+        from tools.test_db_cache import closure, dependencies
+        depends = dependencies()
+        deps = closure(module, depends)
+        digest = hashlib.sha1()
+        for name in sorted(deps | {module}):
+            for path in sorted((ROOT / 'addons' / name).rglob('*')):
+                if (path.is_file() and 'tests' not in path.parts
+                        and path.suffix in {'.py', '.xml', '.cfg'}):
+                    digest.update(path.read_bytes())
+        template = 'isp_tpl_%s_%s' % (module, digest.hexdigest()[:10])
+        exists = "SELECT 1 FROM pg_database WHERE datname = '%s'" % template
+        if self._sql(exists):
+            return template
+        parent = max(sorted(deps), key=lambda m: len(closure(m, depends)),
+            default=None)
+        with self._template_lock(template):
+            if self._sql(exists):
+                return template
+            building = template + '_new'
+            if parent:
+                source = self.module_template(parent)
+                args = [['-u', module, '--activate-dependencies']]
+            else:
+                source = 'template0'
+                args = [['--all', '-u', module, '--activate-dependencies',
+                        '--email', 'admin@example.com']]
+            self._sql('DROP DATABASE IF EXISTS "%s"' % building,
+                'CREATE DATABASE "%s" TEMPLATE "%s" ENCODING \'UTF8\'' % (
+                    building, source))
+            try:
+                for arg in args:
+                    subprocess.run([str(BIN / 'trytond-admin'), '-c',
+                            self.config, '-d', building, *arg], check=True,
+                        env=self._env(), stdout=subprocess.DEVNULL)
+                # complete or absent under its name
+                self._sql('ALTER DATABASE "%s" RENAME TO "%s"' % (
+                        building, template))
+            except BaseException:
+                self._sql('DROP DATABASE IF EXISTS "%s"' % building)
+                raise
+        return template
+
+    @contextlib.contextmanager
+    def _template_lock(self, name):
+        "A cluster-wide advisory lock on making the template `name`"
+        import psycopg
+        parts = urllib.parse.urlsplit(self.uri)
+        with psycopg.connect(host=parts.hostname, port=parts.port or 5432,
+                user=parts.username or 'postgres', password=parts.password,
+                dbname='postgres', autocommit=True) as connection:
+            connection.execute('SELECT pg_advisory_lock(hashtext(%s))',
+                (name,))
+            yield
 
     def init_pool(self):
         "Use the database in this process (queue workers on)"

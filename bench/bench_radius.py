@@ -30,13 +30,11 @@ modules, so a second run on the same cluster skips the activation.
 """
 import argparse
 import contextlib
-import hashlib
 import os
 import pathlib
 import random
 import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -46,7 +44,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.bench_notify import BIN, Stack, private_cluster  # noqa: E402
+from bench.bench_notify import Stack, private_cluster  # noqa: E402
 from tools.freeradius import SCHEMA, STOCK_DIR, FreeRadius  # noqa: E402
 from tools.radius_peer import load_dictionary  # noqa: E402
 
@@ -55,18 +53,6 @@ STOCK_INDEX = ("CREATE INDEX radacct_open_user ON radacct (username) "
     "WHERE acctstoptime IS NULL")
 NAS = '127.0.0.2'
 RATE = '5M/20M'
-
-
-def modules_hash():
-    "The content hash of isp_base and isp_network (the template's key)"
-    digest = hashlib.sha1()
-    for name in ('isp_base', 'isp_network'):
-        base = ROOT / 'addons' / name
-        for path in sorted(base.rglob('*')):
-            if (path.is_file() and 'tests' not in path.parts
-                    and path.suffix in {'.py', '.xml', '.cfg'}):
-                digest.update(path.read_bytes())
-    return digest.hexdigest()[:10]
 
 
 class RadiusStack(Stack):
@@ -83,25 +69,8 @@ class RadiusStack(Stack):
 
     def create_database(self):
         "Create the database from the template, activating it if needed"
-        template = 'isp_radius_tpl_%s' % modules_hash()
-        exists = self._sql(
-            "SELECT 1 FROM pg_database WHERE datname = '%s'" % template)
         started = time.monotonic()
-        if not exists:
-            self._sql('CREATE DATABASE "%s" TEMPLATE template0 '
-                "ENCODING 'UTF8'" % template)
-            try:
-                subprocess.run([str(BIN / 'trytond-admin'), '-c', self.config,
-                        '-d', template, '--all', '--email',
-                        'admin@example.com'], check=True, env=self._env(),
-                    stdout=subprocess.DEVNULL)
-                subprocess.run([str(BIN / 'trytond-admin'), '-c', self.config,
-                        '-d', template, '-u', 'isp_network',
-                        '--activate-dependencies'], check=True,
-                    env=self._env(), stdout=subprocess.DEVNULL)
-            except subprocess.CalledProcessError:
-                self._sql('DROP DATABASE IF EXISTS "%s"' % template)
-                raise
+        template = self.module_template('isp_network')
         self._sql('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % self.name,
             'CREATE DATABASE "%s" TEMPLATE "%s"' % (self.name, template))
         return time.monotonic() - started

@@ -29,8 +29,6 @@ if str(ROOT) not in sys.path:
 from bench.bench_notify import private_cluster  # noqa: E402
 from bench.bench_radius import RadiusStack  # noqa: E402
 from bench.bench_voucher import Stack as VoucherStack  # noqa: E402
-from bench.bench_voucher import voucher_hash  # noqa: E402
-from bench.bench_voucher_push import VoucherStack as PushStack  # noqa: E402
 from bench.bench_webhook import (  # noqa: E402
     SEQUENCES,
     create_branch,
@@ -56,10 +54,7 @@ class ShopStack(VoucherStack):
         self.profile = profile
 
     def create_database(self, template=None):
-        base = 'isp_voucher_tpl_%s' % voucher_hash()
-        with PushStack.template_lock(self, base):
-            if not self._exists(base):
-                PushStack._make_template(self, base)
+        base = self.module_template('isp_voucher')
         self._sql('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % self.name,
             'CREATE DATABASE "%s" TEMPLATE "%s"' % (self.name, base))
 

@@ -91,35 +91,19 @@ class Stack(_Stack):
         if config:
             self.config = config
 
-    def _make_base(self, base):
-        self._sql('CREATE DATABASE "%s" TEMPLATE template0 '
-            "ENCODING 'UTF8'" % base)
-        try:
-            for args in [['--all', '--email', 'admin@example.com'],
-                    ['-u', 'isp_voucher', '--activate-dependencies']]:
-                subprocess.run([str(BIN / 'trytond-admin'), '-c',
-                        self.config, '-d', base, *args], check=True,
-                    env=self._env(), stdout=subprocess.DEVNULL)
-        except BaseException:
-            self._sql('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % base)
-            raise
-
     def prepare(self):
         """Create the bench database from its template (the modules
         activated and the branch set up, made when missing); the ids"""
         template = 'isp_voucher_tpl_%s' % voucher_hash()
         with self.template_lock(template):
             if not self._exists(template):
-                base = template + '_base'
-                if not self._exists(base):
-                    self._make_base(base)
+                base = self.module_template('isp_voucher')
                 self._sql('DROP DATABASE IF EXISTS "%s" WITH (FORCE)'
                     % self.name, 'CREATE DATABASE "%s" TEMPLATE "%s"' % (
                         self.name, base))
                 self.init_pool()
                 ids = self.run_locked(setup_branch)
                 self.save_as_template(template)
-                self._sql('DROP DATABASE IF EXISTS "%s"' % base)
         self._sql('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % self.name,
             'CREATE DATABASE "%s" TEMPLATE "%s"' % (self.name, template))
         self.init_pool()

@@ -27,7 +27,6 @@ Prints `BENCH <metric> <value> <unit>`; it never asserts a time.
 import argparse
 import contextlib
 import datetime as dt
-import hashlib
 import os
 import pathlib
 import socket
@@ -40,9 +39,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.bench_notify import BIN, private_cluster  # noqa: E402
+from bench.bench_notify import private_cluster  # noqa: E402
 from bench.bench_radius import RadiusStack  # noqa: E402
-from bench.bench_voucher import voucher_hash  # noqa: E402
 from bench.bench_webhook import free_port  # noqa: E402
 
 PASSWORD = 'Bench-Pa55'
@@ -52,45 +50,11 @@ class VoucherStack(RadiusStack):
     "RadiusStack with isp_voucher activated"
 
     def create_database(self):
-        template = 'isp_voucher_tpl_%s' % voucher_hash()
         started = time.monotonic()
-        with self.template_lock(template):
-            exists = self._sql(
-                "SELECT 1 FROM pg_database WHERE datname = '%s'" % template)
-            if not exists:
-                self._make_template(template)
+        template = self.module_template('isp_voucher')
         self._sql('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % self.name,
             'CREATE DATABASE "%s" TEMPLATE "%s"' % (self.name, template))
         return time.monotonic() - started
-
-    @contextlib.contextmanager
-    def template_lock(self, template):
-        "A cluster-wide advisory lock: one process makes the template"
-        import psycopg
-        from psycopg.conninfo import make_conninfo
-        params = self.db_params('postgres')
-        key = int(hashlib.sha1(template.encode()).hexdigest()[:12], 16)
-        with psycopg.connect(make_conninfo(**{
-                        k: v for k, v in params.items() if v is not None}),
-                autocommit=True) as connection:
-            connection.execute('SELECT pg_advisory_lock(%s)', (key,))
-            try:
-                yield
-            finally:
-                connection.execute('SELECT pg_advisory_unlock(%s)', (key,))
-
-    def _make_template(self, template):
-        self._sql('CREATE DATABASE "%s" TEMPLATE template0 '
-            "ENCODING 'UTF8'" % template)
-        try:
-            for args in [['--all', '--email', 'admin@example.com'],
-                    ['-u', 'isp_voucher', '--activate-dependencies']]:
-                subprocess.run([str(BIN / 'trytond-admin'), '-c',
-                        self.config, '-d', template, *args],
-                    check=True, env=self._env(), stdout=subprocess.DEVNULL)
-        except subprocess.CalledProcessError:
-            self._sql('DROP DATABASE IF EXISTS "%s"' % template)
-            raise
 
     def create_voucher_profile(self, company, router=None, **values):
         from trytond.pool import Pool

@@ -132,43 +132,18 @@ class Stack(_Stack):
     def create_database(self, template=None):
         """Create the database from `template`, or from the template with
         isp_billing activated (made first when missing)"""
-        base = 'isp_pay_tpl_%s' % addons_hash()
         started = time.monotonic()
-        with self.template_lock(base):
-            if not self._exists(base):
-                self._make_base(base)
+        base = self.module_template('isp_billing')
         self._sql('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % self.name,
             'CREATE DATABASE "%s" TEMPLATE "%s"' % (
                 self.name, template or base))
         return time.monotonic() - started
 
-    def _make_base(self, base):
-        "Create the database `base` with isp_billing activated"
-        self._sql('CREATE DATABASE "%s" TEMPLATE template0 '
-            "ENCODING 'UTF8'" % base)
-        try:
-            for args in [['--all', '--email', 'admin@example.com'],
-                    ['-u', 'isp_billing', '--activate-dependencies']]:
-                subprocess.run([str(BIN / 'trytond-admin'), '-c',
-                        self.config, '-d', base, *args], check=True,
-                    env=self._env(), stdout=subprocess.DEVNULL)
-        except BaseException:
-            self._sql('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % base)
-            raise
-
-    @contextlib.contextmanager
     def template_lock(self, name):
         """Hold a cluster-wide lock on making the template `name`: the
         integration test files run side by side on one cluster and share
         it"""
-        import psycopg
-        parts = urllib.parse.urlsplit(self.uri)
-        with psycopg.connect(host=parts.hostname, port=parts.port or 5432,
-                user=parts.username or 'postgres', password=parts.password,
-                dbname='postgres', autocommit=True) as connection:
-            connection.execute('SELECT pg_advisory_lock(hashtext(%s))',
-                (name,))
-            yield
+        return self._template_lock(name)
 
     def save_as_template(self, template):
         "Keep the present database as `template` (closes the pool)"
