@@ -48,6 +48,46 @@ def _cache_module_imports():
     misc.import_module = import_module
 
 
+def _db_exist_one_database():
+    """On PostgreSQL, Tryton's test `db_exist(name)` is `name in
+    Database.list()`: a connection to every database of the cluster to tell
+    the Tryton ones, again after each CREATE or DROP DATABASE (they clear
+    the list's cache), so two to three times per test class and scenario,
+    while the cluster holds every module's cached databases and the
+    integration tests' (20 and more, 0.5-1 s per call).  The same answer
+    (the database exists and is a Tryton database, `Database._test`) from
+    that database alone."""
+    from trytond import backend
+    from trytond.tests import test_tryton
+    if backend.name != 'postgresql' or getattr(
+            test_tryton.db_exist, 'one_database', False):
+        return
+
+    def db_exist(name=test_tryton.DB_NAME):
+        import psycopg
+        database = backend.Database().connect()
+        connection = database.get_connection()
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute('SELECT 1 FROM pg_database '
+                    'WHERE datname = %s AND NOT datistemplate', (name,))
+                exists = bool(cursor.fetchall())
+        finally:
+            connection.rollback()
+            database.put_connection(connection)
+        if not exists:
+            return False
+        try:
+            with psycopg.connect(database._connection_params(name)[
+                        'conninfo']) as conn:
+                return bool(database._test(conn))
+        except psycopg.OperationalError:
+            # dropped meanwhile
+            return False
+    db_exist.one_database = True
+    test_tryton.db_exist = db_exist
+
+
 def pytest_configure(config):
     sys.path.insert(0, str(ROOT))
     _cache_module_imports()
@@ -55,6 +95,13 @@ def pytest_configure(config):
         if (path / 'tryton.cfg').exists():
             module = importlib.import_module('trytond.modules.' + path.name)
             sys.modules.setdefault(path.name, module)
+
+
+def pytest_collection_finish(session):
+    # the module tests imported Tryton's test tools (the integration tests,
+    # which do not, keep trytond's Pool as production runs it)
+    if 'trytond.tests.test_tryton' in sys.modules:
+        _db_exist_one_database()
 
 
 @pytest.hookimpl(hookwrapper=True)
