@@ -280,13 +280,16 @@ def payment_open_attempts(data):
 
 def report_export_attempts(data):
     from trytond.modules.isp_billing.reporting import REPORTS
+    from trytond.modules.isp_finance.reporting import (
+        REPORTS as FINANCE_REPORTS,
+    )
     pool = Pool()
     nbo = data['nbo']
     today = dt.date.today()
     attempts = []
     report_context = {'company': nbo['company'].id,
         'from_date': today.replace(day=1), 'to_date': today, 'date': today}
-    for model in REPORTS:
+    for model in REPORTS + FINANCE_REPORTS:
         with Transaction().set_user(0), Transaction().set_context(
                 report_context):
             ids = [r.id for r in pool.get(model).search([])]
@@ -384,6 +387,42 @@ def onboarding_attempts(data):
     return attempts
 
 
+def expense_enter_attempts(data):
+    """Book an expense of Bandung with Nairobi's category, payment method or
+    supplier, or in Nairobi"""
+    pool = Pool()
+    Account = pool.get('account.account')
+    Category = pool.get('isp.expense.category')
+    PaymentMethod = pool.get('account.invoice.payment.method')
+    bdg, nbo = data['bdg'], data['nbo']
+    categories = {}
+    with Transaction().set_user(0):
+        for branch in [bdg, nbo]:
+            company = branch['company']
+            account, = Account.search([
+                    ('company', '=', company.id),
+                    ('type.expense', '=', True), ('closed', '!=', True),
+                    ], limit=1)
+            categories[company], = Category.create([{
+                        'company': company.id, 'name': "Bandwidth",
+                        'account': account.id}])
+        method, = PaymentMethod.search(
+            [('company', '=', nbo['company'].id)], limit=1)
+    start = {'company': bdg['company'].id,
+        'currency': bdg['company'].currency.id,
+        'date': dt.date.today(), 'amount': Decimal(10),
+        'description': "Bandwidth", 'supplier': bdg['subscriber'].id,
+        'category': categories[bdg['company']].id}
+    return [({}, [('start', {}), ('book', {'start': {**start, **changes}})])
+        for changes in [
+            {'category': categories[nbo['company']].id},
+            {'payment_method': method.id},
+            {'supplier': nbo['subscriber'].id},
+            {'company': nbo['company'].id,
+                'category': categories[nbo['company']].id},
+            ]]
+
+
 CASES = {
     'isp.branch.onboarding': onboarding_attempts,
     'isp.network.map.open': map_open_attempts,
@@ -395,6 +434,7 @@ CASES = {
     'isp.invoice.pay': pay_attempts,
     'isp.payment.open': payment_open_attempts,
     'isp.report.export': report_export_attempts,
+    'isp.expense.enter': expense_enter_attempts,
     }
 
 

@@ -1,0 +1,11 @@
+# This file is part of the ISP suite.  The COPYRIGHT file at the top level of
+# this repository contains the full copyright notices and license terms.
+from trytond.exceptions import UserError
+
+
+class ExpenseError(UserError):
+    "An expense is refused (nothing is written)"
+
+
+class AssetValueError(UserError):
+    "An asset's value is refused"

@@ -1,0 +1,220 @@
+# This file is part of the ISP suite.  The COPYRIGHT file at the top level of
+# this repository contains the full copyright notices and license terms.
+"""Profit and loss and cash flow (direct method) of a period, computed in
+SQL from the posted moves of Tryton's accounting, per branch and for the
+head office every branch of the user (one block per branch: amounts are
+never added across branches, their currencies may differ).  They are
+`table_query` models like isp_billing's reports: the `company in companies`
+rule, the report context (branch, from and to date) and the CSV/XLSX
+export wizard."""
+from sql import Literal, Union
+from sql.aggregate import Sum
+from sql.conditionals import Case
+from trytond.model import ModelSQL, ModelView, fields
+from trytond.modules.currency.fields import Monetary
+from trytond.pool import Pool
+
+from trytond.modules.isp_billing.reporting import ReportMixin, _context_dates
+
+#: the sequence of a branch's total line
+TOTAL_SEQUENCE = 9
+
+
+def account_row_id(account):
+    "The row id of an account's line: even (a negative id is a new record)"
+    return account * 2
+
+
+def total_row_id(company):
+    "The row id of a branch's total line: odd"
+    return company * 2 + 1
+
+
+class FinanceReportMixin(ReportMixin):
+    __slots__ = ()
+
+    sequence = fields.Integer("Sequence", readonly=True)
+    account = fields.Many2One(
+        'account.account', "Account", readonly=True,
+        help="Empty on the branch's total line.")
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        cls._order = [
+            ('company', 'ASC'), ('sequence', 'ASC'), ('id', 'ASC')]
+
+    @classmethod
+    def _tables(cls):
+        pool = Pool()
+        tables = {}
+        for key, name in [
+                ('line', 'account.move.line'),
+                ('move', 'account.move'),
+                ('account', 'account.account'),
+                ('type', 'account.account.type'),
+                ('company', 'company.company'),
+                ]:
+            tables[key] = pool.get(name).__table__()
+        return tables
+
+    @classmethod
+    def _period_where(cls, tables):
+        move = tables['move']
+        from_date, to_date, _ = _context_dates()
+        return ((move.state == 'posted')
+            & (move.date >= from_date) & (move.date <= to_date)
+            & cls._company_where(move.company))
+
+
+class PnL(FinanceReportMixin, ModelSQL, ModelView):
+    """The income and expense accounts' movements of the period per branch
+    (posted moves), and a total line per branch: the net profit"""
+    __name__ = 'isp.report.finance.pnl'
+
+    kind = fields.Selection([
+            ('income', "Income"),
+            ('expense', "Expense"),
+            ('profit', "Net Profit"),
+            ], "Kind", readonly=True)
+    amount = Monetary(
+        "Amount", currency='currency', digits='currency', readonly=True,
+        help="Income: credit minus debit; expense: debit minus credit; "
+        "net profit: income minus expense.")
+
+    _isp_export_fields = ['company', 'kind', 'account', 'amount']
+
+    @classmethod
+    def table_query(cls):
+        tables = cls._tables()
+        line, move, account = tables['line'], tables['move'], tables['account']
+        type_, company = tables['type'], tables['company']
+        income = type_.revenue == Literal(True)
+        expense = (type_.expense == Literal(True)) & ~income
+        balance = line.credit - line.debit
+        from_ = (line
+            .join(move, condition=line.move == move.id)
+            .join(account, condition=line.account == account.id)
+            .join(type_, condition=account.type == type_.id)
+            .join(company, condition=move.company == company.id))
+        where = cls._period_where(tables) & (income | expense)
+        kind = Case((income, 'income'), else_='expense')
+        accounts = from_.select(
+            account_row_id(line.account).as_('id'),
+            move.company.as_('company'),
+            company.currency.as_('currency'),
+            Case((income, 1), else_=2).as_('sequence'),
+            kind.as_('kind'),
+            line.account.as_('account'),
+            cls.amount.sql_cast(Sum(Case(
+                        (income, balance), else_=-balance))).as_('amount'),
+            where=where,
+            group_by=[move.company, company.currency, line.account,
+                type_.revenue, type_.expense])
+        totals = from_.select(
+            total_row_id(move.company).as_('id'),
+            move.company.as_('company'),
+            company.currency.as_('currency'),
+            Literal(TOTAL_SEQUENCE).as_('sequence'),
+            Literal('profit').as_('kind'),
+            Literal(None).as_('account'),
+            cls.amount.sql_cast(Sum(balance)).as_('amount'),
+            where=where,
+            group_by=[move.company, company.currency])
+        return Union(accounts, totals, all_=True)
+
+
+class CashFlow(FinanceReportMixin, ModelSQL, ModelView):
+    """Cash flow of the period by the direct method: the moves touching a
+    cash or bank account of the branch (its invoice payment methods' and
+    statement journals' accounts), by their other accounts (receipts from
+    customers, payments to suppliers...), and the net change of cash per
+    branch; transfers between cash accounts are left out"""
+    __name__ = 'isp.report.finance.cash_flow'
+
+    section = fields.Selection([
+            ('customers', "Receipts from Customers"),
+            ('suppliers', "Payments to Suppliers"),
+            ('income', "Other Income"),
+            ('expenses', "Expenses Paid Directly"),
+            ('other', "Other"),
+            ('total', "Net Change in Cash"),
+            ], "Section", readonly=True)
+    inflow = Monetary(
+        "Inflow", currency='currency', digits='currency', readonly=True)
+    outflow = Monetary(
+        "Outflow", currency='currency', digits='currency', readonly=True)
+    net = Monetary(
+        "Net", currency='currency', digits='currency', readonly=True)
+
+    _isp_export_fields = [
+        'company', 'section', 'account', 'inflow', 'outflow', 'net']
+
+    @classmethod
+    def cash_accounts(cls):
+        "The query of the cash and bank accounts' ids"
+        pool = Pool()
+        method = pool.get('account.invoice.payment.method').__table__()
+        journal = pool.get('account.statement.journal').__table__()
+        return Union(
+            method.select(method.debit_account.as_('account')),
+            method.select(method.credit_account.as_('account')),
+            journal.select(journal.account.as_('account')))
+
+    @classmethod
+    def table_query(cls):
+        tables = cls._tables()
+        line, move, account = tables['line'], tables['move'], tables['account']
+        type_, company = tables['type'], tables['company']
+        cash_line = Pool().get('account.move.line').__table__()
+        cash = cls.cash_accounts()
+        amount = line.credit - line.debit
+        sections = [
+            (type_.receivable == Literal(True), 'customers', 1),
+            (type_.payable == Literal(True), 'suppliers', 2),
+            (type_.revenue == Literal(True), 'income', 3),
+            (type_.expense == Literal(True), 'expenses', 4),
+            ]
+        section = Case(*((c, s) for c, s, _ in sections), else_='other')
+        sequence = Case(*((c, n) for c, _, n in sections), else_=5)
+        from_ = (line
+            .join(move, condition=line.move == move.id)
+            .join(account, condition=line.account == account.id)
+            .join(type_, condition=account.type == type_.id)
+            .join(company, condition=move.company == company.id))
+        where = (cls._period_where(tables)
+            & ~line.account.in_(cash)
+            & line.move.in_(cash_line.select(cash_line.move,
+                    where=cash_line.account.in_(cash))))
+
+        def flows(id_, *columns, group_by):
+            return from_.select(
+                id_.as_('id'),
+                move.company.as_('company'),
+                company.currency.as_('currency'),
+                *columns,
+                cls.inflow.sql_cast(Sum(Case(
+                            (amount > 0, amount), else_=0))).as_('inflow'),
+                cls.outflow.sql_cast(Sum(Case(
+                            (amount < 0, -amount), else_=0))).as_('outflow'),
+                cls.net.sql_cast(Sum(amount)).as_('net'),
+                where=where,
+                group_by=[move.company, company.currency, *group_by])
+        accounts = flows(account_row_id(line.account),
+            sequence.as_('sequence'), section.as_('section'),
+            line.account.as_('account'),
+            group_by=[line.account, type_.receivable, type_.payable,
+                type_.revenue, type_.expense])
+        totals = flows(total_row_id(move.company),
+            Literal(TOTAL_SEQUENCE).as_('sequence'),
+            Literal('total').as_('section'),
+            Literal(None).as_('account'),
+            group_by=[])
+        return Union(accounts, totals, all_=True)
+
+
+#: the reports of the export wizard (isp_billing's isp.report.export)
+REPORTS = [
+    'isp.report.finance.pnl',
+    'isp.report.finance.cash_flow',
+    ]
