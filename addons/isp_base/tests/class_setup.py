@@ -13,14 +13,15 @@ to the test's own transaction (same ids, user and context as when it was
 created), so a test still changes nothing the next one sees (its
 transaction is rolled back).  The database is dropped after the class: no
 other test class sees the data."""
+from trytond.cache import Cache
 from trytond.model import Model
 from trytond.pool import Pool
 from trytond.tests.test_tryton import (
+    DB_NAME,
     activate_module,
     drop_db,
-    with_transaction,
 )
-from trytond.transaction import Transaction
+from trytond.transaction import Transaction, TransactionError
 
 
 class _Record:
@@ -61,6 +62,9 @@ class ClassSetupMixin:
     "`setup_class_data()` committed once per class, `class_data()` per test"
     #: the modules activated (their cached database restored) for the class
     setup_modules = None
+    #: the tables the setup locks on its way, locked from its start: each
+    #: lock asked for on the way restarts the whole setup
+    setup_lock_tables = ()
 
     @classmethod
     def setUpClass(cls):
@@ -71,12 +75,23 @@ class ClassSetupMixin:
         cls.addClassCleanup(drop_db)
 
         # restarted with the locks it asks for, as the tests' own setup was
-        @with_transaction()
-        def setup():
-            data = _freeze(cls.setup_class_data())
-            Transaction().commit()
-            return data
-        cls._class_data = setup()
+        # (Tryton's `with_transaction`, with `setup_lock_tables` from the
+        # start)
+        extras = {'_lock_tables': list(cls.setup_lock_tables)}
+        while True:
+            with Transaction().start(DB_NAME, 1, **extras) as transaction:
+                try:
+                    data = _freeze(cls.setup_class_data())
+                    transaction.commit()
+                except TransactionError as exception:
+                    transaction.rollback()
+                    exception.fix(extras)
+                    continue
+                finally:
+                    transaction.tasks.clear()
+                    Cache.drop(DB_NAME)
+                cls._class_data = data
+                break
 
     @classmethod
     def setup_class_data(cls):

@@ -16,6 +16,12 @@ from trytond.modules.isp_billing import branch_setup
 
 #: The sequence tables posting locks (asked for up front: one run, not three)
 SEQUENCES = ['ir_sequence', 'ir_sequence_strict']
+#: What a class setup making branches and posted invoices locks on its way
+#: (the chart's and billing's configuration, fiscal year, periods, journal
+#: periods): asked for up front, since each lock asked for on the way
+#: restarts the whole setup, charts of accounts included (five runs of it)
+SETUP_TABLES = SEQUENCES + ['account_configuration', 'account_fiscalyear',
+    'account_period', 'account_journal_period', 'isp_billing_configuration']
 
 #: The credentials each fake is started with (its defaults).
 FAKE_CREDENTIALS = {

@@ -17,7 +17,7 @@ from trytond.tests.test_tryton import DB_NAME, activate_module
 from trytond.transaction import Transaction
 
 from .payment_setup import (
-    SEQUENCES,
+    SETUP_TABLES,
     create_branch,
     create_plan_and_router,
     create_sales_tax,
@@ -33,7 +33,8 @@ class BillingBatchTestCase(unittest.TestCase):
     def setUpClass(cls):
         super().setUpClass()
         activate_module('isp_billing')
-        cls.branches, _, _ = run_locked(cls.setup_branches, tables=SEQUENCES)
+        cls.branches, _, _ = run_locked(cls.setup_branches,
+            tables=SETUP_TABLES)
 
     @classmethod
     def setup_branches(cls):

@@ -26,7 +26,7 @@ from trytond.modules.isp_billing.invoice_report import (
     labels,
 )
 
-from .payment_setup import create_branch
+from .payment_setup import SETUP_TABLES, create_branch
 
 #: A static QRIS made up for the tests (merchant account templates 26 and
 #: 51, MCC 4899, IDR, Indonesia); its CRC comes from binascii below.
@@ -185,6 +185,7 @@ def expected_modules(text):
 class InvoiceReportTestCase(ClassSetupMixin, TestCase):
     "The invoice PDF of posted service invoices"
     setup_modules = ['isp_billing']
+    setup_lock_tables = SETUP_TABLES
 
     def branch(self, qris_payload=None, pay_url=None):
         """A branch in IDR with PPN 11 %, a plan, a router and a location

@@ -31,6 +31,7 @@ from trytond.modules.isp_billing.gateway import CREDENTIALS, redact_url
 
 from .payment_setup import (
     SEQUENCES,
+    SETUP_TABLES,
     create_branch,
     create_customer,
     create_gateway,
@@ -117,7 +118,7 @@ class PaymentGatewayTestCase(RouteTestCase):
             'mpesa': FakeMpesa().start(),
             }
         super().setUpClass()
-        cls.run_locked(cls.setUpPayments, tables=SEQUENCES)
+        cls.run_locked(cls.setUpPayments, tables=SETUP_TABLES)
 
     @classmethod
     def run_locked(cls, func, user=0, tables=(), **context):

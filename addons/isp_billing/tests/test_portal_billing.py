@@ -26,6 +26,7 @@ from trytond.modules.isp_billing.web.pages import INVOICE
 
 from .payment_setup import (
     SEQUENCES,
+    SETUP_TABLES,
     create_branch,
     create_gateway,
     create_invoices,
@@ -80,7 +81,7 @@ class PortalBillingTestCase(RouteTestCase):
         cls.midtrans = FakeMidtrans().start() if FakeMidtrans else None
         super().setUpClass()
         # committed, with the locks posting asks for
-        cls.ids = run_locked(cls.setup_data, tables=SEQUENCES)[0]
+        cls.ids = run_locked(cls.setup_data, tables=SETUP_TABLES)[0]
 
     @classmethod
     def tearDownClass(cls):

@@ -31,7 +31,12 @@ from trytond.modules.isp_billing.billing import (
     prorate,
 )
 
-from .payment_setup import SEQUENCES, create_plan_and_router, run_locked
+from .payment_setup import (
+    SEQUENCES,
+    SETUP_TABLES,
+    create_plan_and_router,
+    run_locked,
+)
 from .test_portal_billing import _branch, _service
 
 try:
@@ -79,7 +84,7 @@ class PortalPlanTestCase(RouteTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.ids = run_locked(cls.setup_data, tables=SEQUENCES)[0]
+        cls.ids = run_locked(cls.setup_data, tables=SETUP_TABLES)[0]
 
     @classmethod
     def setup_data(cls):

@@ -42,7 +42,7 @@ from tools.fake_gateways import (  # noqa: E402
 )
 
 from .payment_setup import (  # noqa: E402
-    SEQUENCES,
+    SETUP_TABLES,
     create_branch,
     create_customer,
     create_gateway,
@@ -133,7 +133,7 @@ class PublicRoutesTestCase(RouteTestCase):
             'mpesa': FakeMpesa().start(),
             }
         super().setUpClass()
-        cls.seeds = run_locked(cls.setUpSeeds, tables=SEQUENCES)[0]
+        cls.seeds = run_locked(cls.setUpSeeds, tables=SETUP_TABLES)[0]
 
     @classmethod
     def tearDownClass(cls):

@@ -39,7 +39,7 @@ from trytond.transaction import Transaction
 
 from trytond.modules.isp_base.tests.class_setup import ClassSetupMixin
 
-from .payment_setup import create_branch
+from .payment_setup import SETUP_TABLES, create_branch
 from .reporting_tools import (
     create_location,
     create_plan,
@@ -143,6 +143,7 @@ def as_user(user, company=None, **context):
 class ReportingTestCase(ClassSetupMixin, unittest.TestCase):
     "Test the reports and the dashboard"
     setup_modules = ['isp_billing']
+    setup_lock_tables = SETUP_TABLES
 
     @classmethod
     def setup_class_data(cls):

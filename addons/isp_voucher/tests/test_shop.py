@@ -21,6 +21,7 @@ from trytond.modules.isp_base.tests.portal_tools import (
 )
 from trytond.modules.isp_billing.tests.payment_setup import (
     SEQUENCES,
+    SETUP_TABLES,
     create_branch,
     create_gateway,
     create_sales_tax,
@@ -63,7 +64,7 @@ class ShopTestCase(RouteTestCase):
     def setUpClass(cls):
         cls.midtrans = FakeMidtrans().start()
         super().setUpClass()
-        cls.ids = run_locked(cls.setup_data, tables=SEQUENCES)[0]
+        cls.ids = run_locked(cls.setup_data, tables=SETUP_TABLES)[0]
 
     @classmethod
     def tearDownClass(cls):
