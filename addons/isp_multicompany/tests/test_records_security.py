@@ -25,6 +25,7 @@ from trytond.modules.company.model import (
     CompanyValueMixin,
 )
 from trytond.pool import Pool
+from trytond.pyson import PYSONDecoder
 from trytond.tests.test_tryton import with_transaction
 from trytond.transaction import Transaction
 
@@ -316,6 +317,72 @@ class RecordsSecurityTestCase(ClassSetupMixin, unittest.TestCase):
         data = setup_branches()
         add_branch_records(data)
         return data
+
+    @with_transaction()
+    def test_every_isp_menu_follows_the_company(self):
+        """Each ISP menu's window, with its domain and context as the client
+        evaluates them, lists only the current company's records (and the
+        shared ones) once the head-office user switched to one branch, and
+        both branches' with "all companies\""""
+        pool = Pool()
+        Menu = pool.get('ir.ui.menu')
+        User = pool.get('res.user')
+        ModelData = pool.get('ir.model.data')
+        data = self.class_data()
+        bandung, nairobi = data['bandung'], data['nairobi']
+        head = data['head']
+        root = ModelData.get_id('isp_base', 'menu_isp')
+        menus = Menu.search([('parent', 'child_of', [root])])
+        windows = {}
+        for menu in menus:
+            action = menu.action
+            if action and action.__name__ == 'ir.action.act_window':
+                if action.res_model:
+                    windows[action.id] = action
+        self.assertGreater(len(windows), 30)
+
+        def records(action, company, filter_):
+            "The company of each record the window lists"
+            User.write([User(head.id)], {'company_filter': filter_})
+            with as_user(head, company):
+                user = User(head.id)
+                companies = list(User.get_companies())
+                context = {'company': company.id, 'companies': companies,
+                    'user': user.id, 'employee': None, 'employees': []}
+                decoder = PYSONDecoder(context)
+                domain = decoder.decode(action.pyson_domain)
+                window_context = decoder.decode(action.pyson_context)
+                with Transaction().set_context(window_context):
+                    Model = pool.get(action.res_model)
+                    found = Model.search(domain, limit=200)
+                    path = company_path(Model)
+                    if not path:
+                        return companies, None
+                    return companies, {
+                        getattr(r, path).id if getattr(r, path) else None
+                        for r in found}
+
+        checked = both = 0
+        for action in windows.values():
+            for company, other in [(bandung, nairobi), (nairobi, bandung)]:
+                with self.subTest(window=action.name, company=company.id):
+                    companies, seen = records(action, company, 'one')
+                    self.assertEqual(companies, [company.id])
+                    if seen is None:
+                        continue
+                    checked += 1
+                    self.assertNotIn(other.id, seen)
+            with self.subTest(window=action.name, companies='all'):
+                companies, seen = records(action, bandung, 'all')
+                self.assertEqual(sorted(companies),
+                    sorted([bandung.id, nairobi.id]))
+                both += bool(seen and {bandung.id, nairobi.id} <= seen)
+        # the windows on the branches' records (services, subscribers,
+        # invoices...) were checked, not only settings
+        self.assertGreater(checked, 20)
+        # and with all companies, windows list both branches' records: the
+        # check above would see another branch's records
+        self.assertGreater(both, 10)
 
     # -- per-company settings --
 
@@ -854,3 +921,13 @@ class RecordsSecurityTestCase(ClassSetupMixin, unittest.TestCase):
         with as_user(data['users']['group_isp_branch_admin'], bandung):
             company, = Company.read([bandung.id], ['isp_vpn_source'])
             self.assertEqual(company['isp_vpn_source'], 'own')
+
+
+def company_path(Model):
+    "The field of `Model` that names its branch, if any"
+    for name in ['company', 'isp_company']:
+        field = Model._fields.get(name)
+        if isinstance(field, fields.Many2One) and (
+                field.model_name == 'company.company'):
+            return name
+    return None
