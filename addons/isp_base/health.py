@@ -27,6 +27,7 @@ import os
 import trytond.config as config
 from sql.aggregate import Count, Max, Min
 from sql.conditionals import Coalesce
+from trytond import backend
 from trytond.pool import Pool
 from trytond.protocols.wrappers import HTTPStatus, Response
 from trytond.transaction import Transaction
@@ -40,6 +41,8 @@ logger = logging.getLogger(__name__)
 QUEUE_LAG = 600
 CRON_OVERDUE = 900
 WORKER_IDLE = 600
+#: How long /ready waits for a database connection ([isp] ready_connect)
+CONNECT_WAIT = 3
 
 
 def _json(status, data):
@@ -76,6 +79,7 @@ def snapshot(database_name):
     one read-only transaction; {'database': False} when the database does
     not answer"""
     try:
+        _connectable(database_name)
         loaded = database_name in Pool.database_list()
         pool = Pool(database_name)
         if not loaded:
@@ -100,6 +104,19 @@ def snapshot(database_name):
     data['failing'] = failing
     data['ready'] = not failing
     return data
+
+
+def _connectable(database_name):
+    """Raise when no connection to the database is had within [isp]
+    ready_connect seconds: Tryton's PostgreSQL pool waits 30 s for one,
+    longer than a load balancer's check"""
+    database = backend.Database(database_name).connect()
+    connections = getattr(database, '_connpool', None)
+    if connections is None:  # SQLite: a file, no pool
+        return
+    connection = connections.getconn(timeout=config.getfloat(
+            'isp', 'ready_connect', default=CONNECT_WAIT))
+    connections.putconn(connection)
 
 
 def _read(pool):

@@ -141,8 +141,10 @@ class OperationsRouteTestCase(RouteTestCase):
                 self._commit(clear)
 
     def test_ready_database_down(self):
-        "A database that does not answer: 503 without the error's text"
-        with settings(health_databases='isp_no_such_database'):
+        """A database that does not answer: 503 without the error's text,
+        after [isp] ready_connect seconds (not the pool's 30 s)"""
+        with settings(health_databases='isp_no_such_database',
+                ready_connect='0.5'):
             response = self._get('/ready')
         self.assertEqual(response.status_code, 503)
         self.assertEqual(response.json, {'status': 'unavailable',
