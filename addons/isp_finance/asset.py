@@ -7,6 +7,8 @@ from trytond.i18n import gettext
 from trytond.pool import Pool, PoolMeta
 from trytond.transaction import Transaction
 
+from trytond.modules.isp_base.tenancy import BranchWizardMixin
+
 from .exceptions import AssetValueError, FinanceSetupError
 
 #: The ISP asset products: (key, category and product name, months of
@@ -179,3 +181,11 @@ class Asset(metaclass=PoolMeta):
                         'account_category': category.id}))
         return branch_products(company, specs)
 
+
+class UpdateAsset(BranchWizardMixin, metaclass=PoolMeta):
+    """Tryton's Update Asset refuses the asset of another branch (its
+    access check reads the active records) but not another branch's
+    accounts sent for the revaluation move (their domain refused them only
+    at the save, naming them): every record the forms hold is checked
+    first"""
+    __name__ = 'account.asset.update'

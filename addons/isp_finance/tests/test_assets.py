@@ -13,6 +13,7 @@ from trytond.pool import Pool
 from trytond.tests.test_tryton import with_transaction
 from trytond.transaction import Transaction
 
+from trytond.modules.isp_base.exceptions import BranchAccessError
 from trytond.modules.isp_base.tests.class_setup import ClassSetupMixin
 from trytond.modules.isp_billing.tests.payment_setup import (
     create_branch,
@@ -22,6 +23,7 @@ from trytond.modules.isp_billing.tests.payment_setup import (
 from trytond.modules.isp_multicompany.tests.test_records_security import (
     as_user,
     create_user,
+    refused_call,
 )
 from trytond.modules.isp_multicompany.tests.test_tenancy_wizards import (
     rpc,
@@ -212,6 +214,7 @@ class AssetsTestCase(ClassSetupMixin, unittest.TestCase):
         Asset = pool.get('account.asset')
         data = self.class_data()
         company, user = data['bdg']['company'], data['finance']
+        nbo_company = data['nbo']['company']
         asset = data['nbo']['asset']
         context = {'company': company.id}
         self.assertEqual(
@@ -230,6 +233,42 @@ class AssetsTestCase(ClassSetupMixin, unittest.TestCase):
                     **context, 'active_model': 'account.asset',
                     'active_id': asset.id, 'active_ids': [asset.id]})
         self.assertEqual(Asset(asset.id).state, 'running')
+
+        # Update Asset on Bandung's own asset with Nairobi's accounts for
+        # the revaluation move: refused before anything is booked, naming
+        # none of them (Tryton's domain refused them at the save, named)
+        Move = pool.get('account.move')
+        own = create_asset(company, data['bdg']['assets']['ont'], 3600, 0)
+        with Transaction().set_context(company=nbo_company.id):
+            theirs = data['nbo']['assets']['tower'].account_asset_used
+        moves = Move.search([], count=True)
+
+        def steps(accounts):
+            "The wizard's steps: a revaluation of 400 on `accounts`"
+            start = {'asset': own.id, 'value': Decimal(4000),
+                'residual_value': Decimal(0), 'end_date': YEAR_END}
+            return [('start', {}), ('update_asset', {'start': start}),
+                ('create_move', {'start': start, 'show_move': {
+                            'amount': Decimal(400), 'date': YEAR_START,
+                            'latest_move_date': YEAR_START,
+                            'next_depreciation_date': YEAR_END,
+                            'depreciation_account': accounts[0].id,
+                            'counterpart_account': accounts[1].id}})]
+        on_own = {**context, 'active_model': 'account.asset',
+            'active_id': own.id, 'active_ids': [own.id]}
+        with refused_call(), self.assertRaises(BranchAccessError) as cm:
+            run_wizard(user, 'account.asset.update',
+                steps([theirs, theirs]), on_own)
+        self.assertNotIn(theirs.rec_name, str(cm.exception))
+        self.assertEqual(Move.search([], count=True), moves)
+        self.assertEqual(Asset(own.id).value, Decimal(3600))
+        # the same with Bandung's own accounts goes through
+        with Transaction().set_context(company=company.id):
+            ont = data['bdg']['assets']['ont']
+            ours = [ont.account_asset_used, ont.account_revenue_used]
+        run_wizard(user, 'account.asset.update', steps(ours), on_own)
+        self.assertEqual(Asset(own.id).value, Decimal(4000))
+        self.assertEqual(Move.search([], count=True), moves + 1)
 
     @with_transaction()
     def test_statement_gateway_settlement(self):
