@@ -35,8 +35,13 @@ class Statement(metaclass=PoolMeta):
         bank = sibling_account(company, BANK_CODE, "Bank", cash)
         clearing = sibling_account(company, CLEARING_CODE,
             "Gateway Clearing", cash, reconcile=True)
-        method = Configuration.get_value(company, 'payment_method_gateway')
-        if method and method.debit_account != clearing:
+        method, *others = [
+            Configuration.get_value(company, 'payment_method_%s' % key)
+            for key in ['gateway', 'cash', 'bank_transfer', 'qris']]
+        # a payment method the counter shares with the gateways keeps its
+        # account
+        if (method and method not in others
+                and method.debit_account != clearing):
             PaymentMethod.write([method], {
                     'debit_account': clearing.id,
                     'credit_account': clearing.id})

@@ -123,6 +123,13 @@ class AssetsTestCase(ClassSetupMixin, unittest.TestCase):
                 bdg['income']['installation'].account_revenue_used
                 .type.revenue)
             self.assertEqual(router.template.depreciation_duration, 60)
+            # the gateways collect on the reconcilable clearing account, the
+            # bank statements on the bank account
+            method = pool.get('isp.billing.configuration').get_value(
+                bdg['company'], 'payment_method_gateway')
+            self.assertEqual(method.debit_account.code, '1.1.6')
+            self.assertTrue(method.debit_account.reconcile)
+            self.assertEqual(bdg['journals']['bank'].account.code, '1.1.5')
         # Nairobi's products are Nairobi's, on Nairobi's accounts
         with Transaction().set_context(company=data['nbo']['company'].id):
             tower = data['nbo']['assets']['tower']
