@@ -98,21 +98,20 @@ def other_income_account(company):
         {'revenue': True}, "Other Income")
 
 
-def accounting_category(name, company, accounts):
-    """The shared accounting product category `name` (found by name or
-    created) with `accounts` ({field: account}) as `company`'s accounts"""
+def accounting_categories(names, company, accounts):
+    """{name: product.category}: the shared accounting categories `names`
+    (found by name or created) with `accounts` ({field: account}) as
+    `company`'s accounts"""
     Category = Pool().get('product.category')
-    categories = Category.search([
-            ('name', '=', name), ('accounting', '=', True)], limit=1)
+    categories = {c.name: c for c in Category.search([
+                ('name', 'in', names), ('accounting', '=', True)])}
     with Transaction().set_context(company=company.id):
-        if categories:
-            category, = categories
-        else:
-            category, = Category.create([{
-                        'name': name, 'accounting': True}])
-        Category.write([category],
+        categories.update((c.name, c) for c in Category.create([
+                    {'name': name, 'accounting': True}
+                    for name in names if name not in categories]))
+        Category.write([categories[n] for n in names],
             {f: a.id for f, a in accounts.items()})
-    return category
+    return categories
 
 
 def branch_products(company, specs):
@@ -167,18 +166,17 @@ class Asset(metaclass=PoolMeta):
             company, DEPRECIATION_CODE, "Accumulated Depreciation", asset)
         expense = branch_account(company, EXPENSE_CODE, 'expense',
             {'expense': True}, "Depreciation Expense")
-        specs = []
-        for key, name, months in ASSET_KINDS:
-            category = accounting_category(name, company, {
-                    'account_asset': asset,
-                    'account_depreciation': depreciation,
-                    'account_expense': expense,
-                    'account_revenue': other_income_account(company),
-                    })
-            specs.append((key, {'name': name[:-1], 'type': 'assets',
-                        'depreciable': True,
-                        'depreciation_duration': months,
-                        'account_category': category.id}))
+        categories = accounting_categories(
+            [name for _, name, _ in ASSET_KINDS], company, {
+                'account_asset': asset,
+                'account_depreciation': depreciation,
+                'account_expense': expense,
+                'account_revenue': other_income_account(company),
+                })
+        specs = [(key, {'name': name[:-1], 'type': 'assets',
+                    'depreciable': True, 'depreciation_duration': months,
+                    'account_category': categories[name].id})
+            for key, name, months in ASSET_KINDS]
         return branch_products(company, specs)
 
 

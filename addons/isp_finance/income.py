@@ -7,7 +7,11 @@ from decimal import Decimal
 
 from trytond.pool import PoolMeta
 
-from .asset import accounting_category, branch_products, other_income_account
+from .asset import (
+    accounting_categories,
+    branch_products,
+    other_income_account,
+)
 
 #: (key, product name, type, default list price)
 INCOME_KINDS = [
@@ -27,8 +31,8 @@ class Template(metaclass=PoolMeta):
         other income account (6.1.1, typed as revenue).  Found or created:
         run it again at will (the onboarding and the demo do)."""
         account = other_income_account(company)
-        category = accounting_category("Other Income", company, {
-                'account_revenue': account})
+        category = accounting_categories(["Other Income"], company, {
+                'account_revenue': account})["Other Income"]
         return branch_products(company, [
                 (key, {'name': name, 'type': type_, 'list_price': price,
                         'account_category': category.id})

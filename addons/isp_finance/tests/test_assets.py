@@ -294,17 +294,34 @@ class AssetsTestCase(ClassSetupMixin, unittest.TestCase):
         context = {'company': company.id}
         journal = bdg['journals']['bank']
 
-        paid = {}
-        for key, count in [('bdg', 2), ('nbo', 1)]:
-            branch = data[key]['company']
-            invoices = create_invoices(
-                branch, create_customer("Customer %s" % key), 100000, count)
-            with Transaction().set_context(company=branch.id):
-                for invoice in invoices:
-                    Invoice.isp_record_payment(
-                        invoice, invoice.amount_to_pay, date=YEAR_START,
-                        method='gateway', reference="Midtrans")
-            paid[key] = invoices
+        invoices = create_invoices(
+            company, create_customer("Customer BD"), 100000, 2)
+        with Transaction().set_context(company=company.id):
+            for invoice in invoices:
+                Invoice.isp_record_payment(
+                    invoice, invoice.amount_to_pay, date=YEAR_START,
+                    method='gateway', reference="Midtrans")
+        # a payment on Nairobi's clearing account
+        Move = pool.get('account.move')
+        Period = pool.get('account.period')
+        Journal = pool.get('account.journal')
+        cash_journal, = Journal.search([('type', '=', 'cash')], limit=1)
+        nbo_clearing, = MoveLine.account.get_target().search([
+                ('company', '=', nbo['company'].id), ('code', '=', '1.1.6')])
+        with Transaction().set_context(company=nbo['company'].id):
+            nbo_move, = Move.create([{
+                        'company': nbo['company'].id,
+                        'journal': cash_journal.id, 'date': YEAR_START,
+                        'period': Period.find(nbo['company'], YEAR_START).id,
+                        'lines': [('create', [{
+                                        'account': nbo_clearing.id,
+                                        'debit': Decimal(1000),
+                                        'credit': 0}, {
+                                        'account': nbo['journals']['cash']
+                                        .account.id,
+                                        'debit': 0,
+                                        'credit': Decimal(1000)}])]}])
+            Move.post([nbo_move])
         clearing = bdg['journals']['bank'].account.search([
                 ('company', '=', company.id), ('code', '=', '1.1.6')])[0]
         open_lines = MoveLine.search([('account', '=', clearing.id)])
@@ -343,7 +360,7 @@ class AssetsTestCase(ClassSetupMixin, unittest.TestCase):
         # settled once: no more clearing lines to add
         with as_user(user, company):
             self.assertEqual(Statement.clearing_lines(statement), [])
-        for invoice in paid['bdg']:
+        for invoice in invoices:
             self.assertEqual(Invoice(invoice.id).amount_to_pay, 0)
 
         # Nairobi's statement: invisible to Bandung's finance user
@@ -365,9 +382,7 @@ class AssetsTestCase(ClassSetupMixin, unittest.TestCase):
         self.assertEqual(rpc(user, nbo_journal.__class__, 'search',
                 [('id', '=', nbo_journal.id)], context=context), [])
         # a Nairobi payment cannot be settled in Bandung's statement
-        nbo_line, = MoveLine.search([
-                ('account.company', '=', nbo['company'].id),
-                ('account.code', '=', '1.1.6')], limit=1)
+        nbo_line, = [m for m in nbo_move.lines if m.account == nbo_clearing]
         with as_user(user, company), self.assertRaises(UserError):
             Line.create([{'statement': statement.id, 'date': MARCH_END,
                         'amount': Decimal(1), 'account': clearing.id,
