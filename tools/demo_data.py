@@ -469,15 +469,16 @@ def _setup_accounting(pool, years, public_url):
 
 #: A year of a branch's running costs: isp_finance expense categories,
 #: each on an expense account of its own beside the chart's (code), with
-#: its supplier, the day of the month it is paid and its monthly amount in
-#: IDR (other currencies: FINANCE_RATE)
+#: its supplier, the day of the month it is paid, the months between its
+#: invoices and its monthly amount in IDR (other currencies: FINANCE_RATE)
 EXPENSES = [
-    ('BW', "Upstream Bandwidth", '5.1.11', "Upstream Transit", 5,
+    ('BW', "Upstream Bandwidth", '5.1.11', "Upstream Transit", 5, 1,
         Decimal(2_500_000)),
-    ('EL', "Electricity", '5.1.12', "Power Utility", 10, Decimal(600_000)),
-    ('SAL', "Salaries", '5.1.13', "Payroll", 25, Decimal(4_000_000)),
-    ('TWR', "Tower Rent", '5.1.14', "Tower Landlord", 1, Decimal(1_000_000)),
-    ('EQ', "Equipment", '5.1.15', "Equipment Supplier", 15,
+    ('EL', "Electricity", '5.1.12', "Power Utility", 10, 3, Decimal(600_000)),
+    ('SAL', "Salaries", '5.1.13', "Payroll", 25, 1, Decimal(4_000_000)),
+    ('TWR', "Tower Rent", '5.1.14', "Tower Landlord", 1, 3,
+        Decimal(1_000_000)),
+    ('EQ', "Equipment", '5.1.15', "Equipment Supplier", 15, 3,
         Decimal(350_000)),
     ]
 #: The assets each branch bought during the year: ISP asset product
@@ -493,8 +494,10 @@ INSTALLATIONS = 4
 INSTALLATION_PRICE = Decimal(750_000)
 #: The other income's customer of each branch
 WALK_IN = "Walk-in customers"
-#: Months between a branch's expense invoices (index in BRANCHES)
+#: Months between a branch's expense invoices at least (index in
+#: BRANCHES); months between installation invoices
 EXPENSE_EVERY = {0: 1, 1: 3}
+INSTALLATION_EVERY = 3
 #: IDR to a branch's currency, for the finance demo's amounts
 FINANCE_RATE = {'IDR': Decimal(1), 'KES': Decimal('0.008')}
 
@@ -516,6 +519,7 @@ def _finance(pool, today):
     the services' invoices: a customer invoice is numbered only after the
     invoices of its sequence dated later (the supplier invoices share it)"""
     Invoice = pool.get('account.invoice')
+    _lock_sequences(pool)
     for index, company in enumerate(_branches(pool)):
         with Transaction().set_context(company=company.id):
             if Invoice.search([('company', '=', company.id),
@@ -524,11 +528,20 @@ def _finance(pool, today):
             _branch_finance(pool, company, today, EXPENSE_EVERY[index])
 
 
+def _lock_sequences(pool):
+    """Lock every strict sequence (the invoices' numbers) up front: the
+    transaction restarts once for them all (_transact), not once for each
+    sequence met, doing the work again every time"""
+    Sequence = pool.get('ir.sequence.strict')
+    Sequence.lock(Sequence.search([]))
+
+
 def _finance_income(pool, today):
     """Each branch's other income of the year (installations), once; run
     before the services' invoices (dated later in the same sequence)"""
     Party = pool.get('party.party')
     PaymentMethod = pool.get('account.invoice.payment.method')
+    _lock_sequences(pool)
     for company in _branches(pool):
         with Transaction().set_context(company=company.id):
             if Party.search([('name', '=', WALK_IN),
@@ -571,16 +584,17 @@ def _branch_finance(pool, company, today, every):
     rate = FINANCE_RATE.get(company.currency.code, Decimal(1))
     categories, suppliers, method = _finance_setup(pool, company)
     entries = []
-    for month in range(every - 1, 12, every):
+    for month in range(12):
         first = _add_months(start, month)
-        for code, name, _, supplier, day, amount in EXPENSES:
+        for code, name, _, supplier, day, months, amount in EXPENSES:
+            months = max(months, every)
             date = first.replace(day=day)
-            if date > today:
+            if date > today or month % months != months - 1:
                 continue
             entries.append(types.SimpleNamespace(
                     category=categories[code], supplier=suppliers[supplier],
                     date=date, payment_method=method,
-                    amount=company.currency.round(amount * rate * every),
+                    amount=company.currency.round(amount * rate * months),
                     description='%s %s' % (name, date.strftime('%Y-%m'))))
     create_expense_invoices(entries)
     _assets(pool, company, start, today, rate, categories['EQ'],
@@ -588,9 +602,9 @@ def _branch_finance(pool, company, today, every):
 
 
 def _other_income(pool, company, start, today, rate, method):
-    """INSTALLATIONS a month on the 12th, invoiced on the branch's
-    installation product (other income, isp_finance) to its walk-in
-    customers and paid with `method`"""
+    """INSTALLATIONS a month, invoiced every INSTALLATION_EVERY months on
+    the 12th on the branch's installation product (other income,
+    isp_finance) to its walk-in customers and paid with `method`"""
     Invoice = pool.get('account.invoice')
     Journal = pool.get('account.journal')
     Party = pool.get('party.party')
@@ -601,7 +615,7 @@ def _other_income(pool, company, start, today, rate, method):
     party, = Party.create([{'name': WALK_IN,
                 'isp_company': company.id, 'addresses': [('create', [{}])]}])
     invoices = []
-    for month in range(12):
+    for month in range(INSTALLATION_EVERY - 1, 12, INSTALLATION_EVERY):
         date = _add_months(start, month).replace(day=12)
         if date > today:
             break
@@ -613,7 +627,8 @@ def _other_income(pool, company, start, today, rate, method):
                 'type': 'line', 'company': company,
                 'currency': company.currency, 'product': product,
                 'account': product.account_revenue_used,
-                'quantity': INSTALLATIONS, 'unit': product.default_uom,
+                'quantity': INSTALLATIONS * INSTALLATION_EVERY,
+                'unit': product.default_uom,
                 'unit_price': company.currency.round(
                     INSTALLATION_PRICE * rate),
                 'description': "Installations %s" % date.strftime('%Y-%m')}]
