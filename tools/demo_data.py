@@ -617,7 +617,8 @@ def _other_income(pool, company, start, today, rate, method):
     invoices = []
     for month in range(INSTALLATION_EVERY - 1, 12, INSTALLATION_EVERY):
         date = _add_months(start, month).replace(day=12)
-        if date > today:
+        # before the services' first invoices, numbered after these
+        if date >= history_start(today):
             break
         invoice = Invoice(type='out', company=company, party=party,
             currency=company.currency, journal=journal, invoice_date=date,
