@@ -476,6 +476,63 @@ def _pay_online(demo, client, session, code, router, provider):
     assert [t['state'] for t in transactions] == ['paid']
 
 
+def test_demo_finance_year(demo):
+    """Bandung's finance user reads the branch's year in the finance
+    reports: income, each expense category's account and the depreciation
+    in profit and loss with the net profit of them; the expenses and assets
+    paid and the customers' payments in the cash flow; the assets running
+    and depreciated; Nairobi's year in its own currency (the head office)"""
+    from tools.demo_data import ASSETS, EXPENSES
+    url, login, password = demo
+    client = RPCClient(url, 'isp_demo')
+    client.login('bdg_finance', password)
+    bandung = client.context['company']
+    rows = client.call('model.isp.report.finance.pnl.search_read', [], 0,
+        None, None, ['company', 'kind', 'account.code', 'amount'])
+    assert {r['company'] for r in rows} == {bandung}
+    amounts = {(r['kind'], (r['account.'] or {}).get('code')):
+        _amount(r['amount']) for r in rows}
+    income = sum(a for (k, _), a in amounts.items() if k == 'income')
+    expenses = sum(a for (k, _), a in amounts.items() if k == 'expense')
+    assert income > 0
+    # a year of each category (the quarterly ones: three quarters at least)
+    for _, name, code, _, _, _, monthly in EXPENSES:
+        assert amounts[('expense', code)] >= 9 * monthly, name
+    assert amounts[('expense', '5.1.4')] > 0  # depreciation
+    assert amounts[('profit', None)] == pytest.approx(income - expenses)
+    assert amounts[('profit', None)] != 0
+
+    flows = client.call('model.isp.report.finance.cash_flow.search_read',
+        [], 0, None, None, ['section', 'inflow', 'outflow', 'net'])
+    by_section = {}
+    for row in flows:
+        section = by_section.setdefault(row['section'], [0, 0])
+        section[0] += _amount(row['inflow'])
+        section[1] += _amount(row['outflow'])
+    assert by_section['customers'][0] > 0
+    assert by_section['suppliers'][1] >= sum(
+        9 * e[-1] for e in EXPENSES) + sum(a[-1] for a in ASSETS)
+    total = by_section.pop('total')
+    assert total[0] - total[1] == pytest.approx(
+        sum(inflow - outflow for inflow, outflow in by_section.values()))
+
+    assets = client.call('model.account.asset.search_read', [], 0, None,
+        None, ['state', 'value', 'company'])
+    assert len(assets) == len(ASSETS)
+    assert {a['state'] for a in assets} == {'running'}
+    assert {a['company'] for a in assets} == {bandung}
+
+    head = RPCClient(url, 'isp_demo')
+    head.login(login, password)
+    nairobi, = head.call('model.company.company.search',
+        [('party.name', '=', 'Nusantara Net Nairobi')])
+    rows = head.call('model.isp.report.finance.pnl.search_read', [], 0,
+        None, None, ['kind', 'amount', 'currency.code'],
+        context={'company': nairobi, 'companies': [nairobi]})
+    assert {r['currency.']['code'] for r in rows} == {'KES'}
+    assert {r['kind'] for r in rows} == {'income', 'expense', 'profit'}
+
+
 def test_demo_pays_online_and_reconnects(demo):
     """An isolated subscriber's overdue invoice is paid through its payment
     link: the demo server opens the payment at the fake Midtrans (303 to its

@@ -43,6 +43,7 @@ import datetime
 import json
 import os
 import random
+import time
 import types
 import urllib.request
 from decimal import Decimal
@@ -464,6 +465,236 @@ def _today():
 def _setup_accounting(pool, years, public_url):
     for index, company in enumerate(_branches(pool)):
         _accounting(pool, company, ACCOUNTING[index], years, public_url)
+
+
+#: A year of a branch's running costs: isp_finance expense categories,
+#: each on an expense account of its own beside the chart's (code), with
+#: its supplier, the day of the month it is paid, the months between its
+#: invoices and its monthly amount in IDR (other currencies: FINANCE_RATE)
+EXPENSES = [
+    ('BW', "Upstream Bandwidth", '5.1.11', "Upstream Transit", 5, 1,
+        Decimal(2_500_000)),
+    ('EL', "Electricity", '5.1.12', "Power Utility", 10, 3, Decimal(600_000)),
+    ('SAL', "Salaries", '5.1.13', "Payroll", 25, 1, Decimal(4_000_000)),
+    ('TWR', "Tower Rent", '5.1.14', "Tower Landlord", 1, 3,
+        Decimal(1_000_000)),
+    ('EQ', "Equipment", '5.1.15', "Equipment Supplier", 15, 3,
+        Decimal(350_000)),
+    ]
+#: The assets each branch bought during the year: ISP asset product
+#: (isp_finance's setup_asset_categories), description, month of the year
+#: (0: its first) and price in IDR
+ASSETS = [
+    ('router', "Core router", 0, Decimal(18_000_000)),
+    ('ont', "40 ONTs", 1, Decimal(12_000_000)),
+    ('tower', "Tower", 2, Decimal(60_000_000)),
+    ]
+#: Installations a month and their price in IDR (other income)
+INSTALLATIONS = 4
+INSTALLATION_PRICE = Decimal(750_000)
+#: The other income's customer of each branch
+WALK_IN = "Walk-in customers"
+#: Months between a branch's expense invoices at least (index in
+#: BRANCHES); months between installation invoices
+EXPENSE_EVERY = {0: 1, 1: 3}
+INSTALLATION_EVERY = 3
+#: IDR to a branch's currency, for the finance demo's amounts
+FINANCE_RATE = {'IDR': Decimal(1), 'KES': Decimal('0.008')}
+
+
+def finance_start(today):
+    """The first day of the finance demo's year: the first of the month
+    eleven months before `today`'s, as the finance reports' default
+    period"""
+    return _add_months(today.replace(day=1), -11)
+
+
+def _finance(pool, today):
+    """Each branch's year of finance (finance_start(today) .. today): its
+    expenses by category (posted supplier invoices paid in cash, in bulk
+    through isp_finance's create_expense_invoices; Bandung's monthly,
+    Nairobi's quarterly: EXPENSE_EVERY) and its assets bought during the
+    year (paid supplier invoices, running, depreciated monthly up to
+    `today` by account_asset's create_moves); once per branch.  Run after
+    the services' invoices: a customer invoice is numbered only after the
+    invoices of its sequence dated later (the supplier invoices share it)"""
+    Invoice = pool.get('account.invoice')
+    _lock_sequences(pool)
+    for index, company in enumerate(_branches(pool)):
+        with Transaction().set_context(company=company.id):
+            if Invoice.search([('company', '=', company.id),
+                        ('type', '=', 'in')], limit=1):
+                continue
+            _branch_finance(pool, company, today, EXPENSE_EVERY[index])
+
+
+def _lock_sequences(pool):
+    """Lock every strict sequence (the invoices' numbers) up front: the
+    transaction restarts once for them all (_transact), not once for each
+    sequence met, doing the work again every time"""
+    Sequence = pool.get('ir.sequence.strict')
+    Sequence.lock(Sequence.search([]))
+
+
+def _finance_income(pool, today):
+    """Each branch's other income of the year (installations), once; run
+    before the services' invoices (dated later in the same sequence)"""
+    Party = pool.get('party.party')
+    PaymentMethod = pool.get('account.invoice.payment.method')
+    _lock_sequences(pool)
+    for company in _branches(pool):
+        with Transaction().set_context(company=company.id):
+            if Party.search([('name', '=', WALK_IN),
+                        ('isp_company', '=', company.id)], limit=1):
+                continue
+            method, = PaymentMethod.search([('company', '=', company.id)],
+                order=[('id', 'ASC')], limit=1)
+            _other_income(pool, company, finance_start(today), today,
+                FINANCE_RATE.get(company.currency.code, Decimal(1)), method)
+
+
+def _finance_setup(pool, company):
+    """(expense categories by code, suppliers by name, payment method) of
+    `company`"""
+    Account = pool.get('account.account')
+    Category = pool.get('isp.expense.category')
+    Party = pool.get('party.party')
+    PaymentMethod = pool.get('account.invoice.payment.method')
+    from trytond.modules.isp_finance.asset import sibling_account
+    expense, = Account.search([('company', '=', company.id),
+            ('type.expense', '=', True), ('closed', '!=', True),
+            ('code', '!=', None)], order=[('code', 'ASC')], limit=1)
+    categories = Category.create([{
+                'company': company.id, 'code': code, 'name': name,
+                'account': sibling_account(
+                    company, account, name, expense).id}
+            for code, name, account, *_ in EXPENSES])
+    suppliers = Party.create([{'name': supplier, 'isp_company': company.id,
+                'addresses': [('create', [{}])]}
+            for _, _, _, supplier, *_ in EXPENSES])
+    method, = PaymentMethod.search([('company', '=', company.id)],
+        order=[('id', 'ASC')], limit=1)
+    return ({c.code: c for c in categories},
+        {s.name: s for s in suppliers}, method)
+
+
+def _branch_finance(pool, company, today, every):
+    from trytond.modules.isp_finance.expense import create_expense_invoices
+    start = finance_start(today)
+    rate = FINANCE_RATE.get(company.currency.code, Decimal(1))
+    categories, suppliers, method = _finance_setup(pool, company)
+    entries = []
+    for month in range(12):
+        first = _add_months(start, month)
+        for code, name, _, supplier, day, months, amount in EXPENSES:
+            months = max(months, every)
+            date = first.replace(day=day)
+            if date > today or month % months != months - 1:
+                continue
+            entries.append(types.SimpleNamespace(
+                    category=categories[code], supplier=suppliers[supplier],
+                    date=date, payment_method=method,
+                    amount=company.currency.round(amount * rate * months),
+                    description='%s %s' % (name, date.strftime('%Y-%m'))))
+    create_expense_invoices(entries)
+    _assets(pool, company, start, today, rate, categories['EQ'],
+        suppliers["Equipment Supplier"], method)
+
+
+def _other_income(pool, company, start, today, rate, method):
+    """INSTALLATIONS a month, invoiced every INSTALLATION_EVERY months on
+    the 12th on the branch's installation product (other income,
+    isp_finance) to its walk-in customers and paid with `method`"""
+    Invoice = pool.get('account.invoice')
+    Journal = pool.get('account.journal')
+    Party = pool.get('party.party')
+    Template = pool.get('product.template')
+    from trytond.modules.isp_finance.expense import pay_invoice
+    product = Template.setup_other_income_products(company)['installation']
+    journal, = Journal.search([('type', '=', 'revenue')], limit=1)
+    party, = Party.create([{'name': WALK_IN,
+                'isp_company': company.id, 'addresses': [('create', [{}])]}])
+    invoices = []
+    for month in range(INSTALLATION_EVERY - 1, 12, INSTALLATION_EVERY):
+        date = _add_months(start, month).replace(day=12)
+        # before the services' first invoices, numbered after these
+        if date >= history_start(today):
+            break
+        invoice = Invoice(type='out', company=company, party=party,
+            currency=company.currency, journal=journal, invoice_date=date,
+            accounting_date=date, description="Installations")
+        invoice.on_change_party()
+        invoice.lines = [{
+                'type': 'line', 'company': company,
+                'currency': company.currency, 'product': product,
+                'account': product.account_revenue_used,
+                'quantity': INSTALLATIONS * INSTALLATION_EVERY,
+                'unit': product.default_uom,
+                'unit_price': company.currency.round(
+                    INSTALLATION_PRICE * rate),
+                'description': "Installations %s" % date.strftime('%Y-%m')}]
+        invoices.append(invoice)
+    Invoice.save(invoices)
+    Invoice.post(invoices)
+    for invoice in invoices:
+        pay_invoice(invoice, method, invoice.invoice_date,
+            invoice.description)
+
+
+def _assets(pool, company, start, today, rate, category, supplier, method):
+    """The ASSETS bought by `company` on the 20th of their month from
+    `supplier`, paid with `method`, running and depreciated up to
+    `today`"""
+    Asset = pool.get('account.asset')
+    Invoice = pool.get('account.invoice')
+    Journal = pool.get('account.journal')
+    from trytond.modules.isp_finance.expense import pay_invoice
+    products = Asset.setup_asset_categories(company)
+    expense_journal, = Journal.search([('type', '=', 'expense')], limit=1)
+    asset_journal, = Journal.search([('type', '=', 'asset')], limit=1)
+    invoices = []
+    for key, description, month, price in ASSETS:
+        date = _add_months(start, month).replace(day=20)
+        product = products[key]
+        invoice = Invoice(type='in', company=company, party=supplier,
+            currency=company.currency, journal=expense_journal,
+            invoice_date=date, accounting_date=date,
+            isp_expense_category=category, description=description)
+        invoice.on_change_party()
+        invoice.lines = [{
+                'type': 'line', 'company': company,
+                'currency': company.currency, 'product': product,
+                'account': product.account_asset_used, 'quantity': 1,
+                'unit': product.default_uom,
+                'unit_price': company.currency.round(price * rate),
+                'description': description}]
+        invoices.append(invoice)
+    Invoice.save(invoices)
+    Invoice.post(invoices)
+    assets = []
+    for invoice in invoices:
+        pay_invoice(invoice, method, invoice.invoice_date,
+            invoice.description)
+        line, = invoice.lines
+        months = line.product.depreciation_duration
+        assets.append(Asset(company=company, product=line.product,
+                supplier_invoice_line=line, value=line.amount,
+                residual_value=Decimal(0), quantity=1,
+                unit=line.product.default_uom,
+                purchase_date=invoice.invoice_date,
+                start_date=invoice.invoice_date,
+                end_date=_add_months(invoice.invoice_date, months)
+                - datetime.timedelta(days=1),
+                account_journal=asset_journal,
+                depreciation_method='linear', frequency='monthly'))
+    Asset.save(assets)
+    Asset.run(assets)
+    Asset.create_moves(assets, today)
+
+
+def _add_months(date, months):
+    index = date.month - 1 + months
+    return date.replace(year=date.year + index // 12, month=index % 12 + 1)
 
 
 @contextlib.contextmanager
@@ -1212,8 +1443,12 @@ def main():
         print('%s: %d subscribers created' % (name, created))
     today = _today()
     start = history_start(today)
-    years = sorted({start.year, today.year, today.year + 1})
+    years = sorted({finance_start(today).year, start.year, today.year,
+            today.year + 1})
     _transact(args.database, _setup_accounting, years, args.public_url)
+    finance_started = time.monotonic()
+    _transact(args.database, _finance_income, today)
+    finance_time = time.monotonic() - finance_started
     _transact(args.database, _drop_sao_workaround)
     if args.gateway_port:
         if args.gateway_credentials:
@@ -1248,6 +1483,11 @@ def main():
     for branch, count, breached in load_helpdesk(args.database):
         print('%s: %d helpdesk tickets, %d breached' % (
                 branch, count, breached))
+    finance_started = time.monotonic()
+    _transact(args.database, _finance, today)
+    finance_time += time.monotonic() - finance_started
+    print('finance: a year of expenses, assets and installations per '
+        'branch (%.1f s)' % finance_time)
     for name, currency, posted, paid, overdue, link in _transact(
             args.database, billing_summary):
         print('%s: %d invoices in %s, %d paid, %d overdue' % (

@@ -9,3 +9,7 @@ class ExpenseError(UserError):
 
 class AssetValueError(UserError):
     "An asset's value is refused"
+
+
+class FinanceSetupError(UserError):
+    "A branch's chart lacks an account the finance setup needs"

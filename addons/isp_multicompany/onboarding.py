@@ -482,6 +482,12 @@ class Onboarding(BranchWizardMixin, Wizard):
             name='%s %s' % (prefix, year),
             prefix='%s/%s/' % (prefix, year),
             credit_note_prefix='%s-CN/%s/' % (prefix, year), **values)
+        # the finance setup (isp_finance): asset products, other income
+        # products, bank and cash statement journals; found or created
+        with Transaction().set_context(company=company.id):
+            pool.get('account.asset').setup_asset_categories(company)
+            pool.get('product.template').setup_other_income_products(company)
+            pool.get('account.statement').setup_statement_journals(company)
 
     def apply_locations(self, company, locations):
         Location = Pool().get('isp.location')

@@ -127,7 +127,8 @@ def register(user, company, name, router):
     Template = pool.get('product.template')
     Service = pool.get('isp.service')
     location = Location.search([('company', '=', company.id)], limit=1)[0]
-    plan = Template.search([('isp_company', '=', company.id)], limit=1)[0]
+    plan = Template.search([('isp_company', '=', company.id),
+            ('isp_plan', '=', True)], limit=1)[0]
     run_wizard(user, 'isp.service.register', [
             ('start', {}), ('register', {'start': {
                         'company': company.id, 'name': name,
@@ -168,6 +169,7 @@ class OnboardingTestCase(ClassSetupMixin, unittest.TestCase):
         Configuration = pool.get('isp.billing.configuration')
         Location = pool.get('isp.location')
         Template = pool.get('product.template')
+        StatementJournal = pool.get('account.statement.journal')
         User = pool.get('res.user')
         Gateway = pool.get('isp.payment.gateway')
         Provider = pool.get('isp.message.provider')
@@ -220,10 +222,26 @@ class OnboardingTestCase(ClassSetupMixin, unittest.TestCase):
                     [('company', '=', company.id)], order=[('code', 'ASC')])],
             [('KLM', "Kilimani"), ('WSTL', "Westlands")])
         with Transaction().set_context(company=company.id):
-            plan, = Template.search([('isp_company', '=', company.id)])
+            plan, = Template.search([('isp_company', '=', company.id),
+                    ('isp_plan', '=', True)])
             self.assertEqual(plan.name, "Home 20")
             self.assertEqual(plan.list_price, Decimal(2400))
             self.assertEqual(plan.ppp_profile, 'home20')
+            # the finance setup (isp_finance): asset and other income
+            # products on the branch's accounts, statement journals
+            self.assertEqual({t.name for t in Template.search([
+                            ('isp_company', '=', company.id),
+                            ('isp_plan', '=', False)])},
+                {"Router", "ONT", "Cable", "Tower", "Installation",
+                    "Equipment Sale"})
+            router, = Template.search([('isp_company', '=', company.id),
+                    ('name', '=', "Router")])
+            self.assertEqual(router.account_asset_used.company, company)
+            journals = StatementJournal.search(
+                [('company', '=', company.id)])
+            self.assertEqual(len(journals), 2)
+            self.assertEqual({j.account.company for j in journals},
+                {company})
 
         admin, = User.search([('login', '=', 'nbo_admin')])
         self.assertEqual(admin.companies, (company,))

@@ -423,6 +423,55 @@ def expense_enter_attempts(data):
             ]]
 
 
+def asset_update_attempts(data):
+    """Update Asset (account_asset, isp_finance's BranchWizardMixin) started
+    on Nairobi's asset, or on Bandung's with Nairobi's accounts for the
+    revaluation move"""
+    pool = Pool()
+    Asset = pool.get('account.asset')
+    Account = pool.get('account.account')
+    Journal = pool.get('account.journal')
+    Template = pool.get('product.template')
+    Uom = pool.get('product.uom')
+    unit, = Uom.search([('name', '=', 'Unit')], limit=1)
+    journal, = Journal.search([('type', '=', 'asset')], limit=1)
+    today = dt.date.today()
+    assets = {}
+    for key in ['bdg', 'nbo']:
+        company = data[key]['company']
+        with Transaction().set_context(company=company.id):
+            template, = Template.create([{
+                        'name': "Tower %s" % key, 'type': 'assets',
+                        'depreciable': True, 'isp_company': company.id,
+                        'default_uom': unit.id,
+                        'products': [('create', [{}])]}])
+            assets[key], = Asset.create([{
+                        'company': company.id,
+                        'product': template.products[0].id,
+                        'value': Decimal(1200), 'purchase_date': today,
+                        'start_date': today,
+                        'end_date': today + dt.timedelta(days=365),
+                        'account_journal': journal.id}])
+    theirs, = Account.search([
+            ('company', '=', data['nbo']['company'].id),
+            ('type', '!=', None), ('closed', '!=', True)], limit=1)
+    start = {'asset': assets['bdg'].id, 'value': Decimal(1300),
+        'residual_value': Decimal(0),
+        'end_date': assets['bdg'].end_date}
+    show_move = {'amount': Decimal(100), 'date': today,
+        'latest_move_date': today, 'next_depreciation_date': today,
+        'depreciation_account': theirs.id, 'counterpart_account': theirs.id}
+
+    def on(asset):
+        return {'active_model': 'account.asset', 'active_id': asset.id,
+            'active_ids': [asset.id]}
+    return [
+        (on(assets['nbo']), [('start', {})]),
+        (on(assets['bdg']), [('create_move', {
+                        'start': start, 'show_move': show_move})]),
+        ]
+
+
 CASES = {
     'isp.branch.onboarding': onboarding_attempts,
     'isp.network.map.open': map_open_attempts,
@@ -435,6 +484,7 @@ CASES = {
     'isp.payment.open': payment_open_attempts,
     'isp.report.export': report_export_attempts,
     'isp.expense.enter': expense_enter_attempts,
+    'account.asset.update': asset_update_attempts,
     }
 
 
