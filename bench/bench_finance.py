@@ -4,7 +4,10 @@
 10,000 services and a year of moves.
 
 - finance_pnl_ms: search and read the profit and loss of the year;
-- finance_cashflow_ms: the cash flow (direct method) of the year.
+- finance_cashflow_ms: the cash flow (direct method) of the year;
+- backup_restore_s (PostgreSQL only): `scripts/backup run` of that database,
+  pg_dump + restore into a scratch database + row counts and accounting
+  checksum compared (tools/backup.py).
 
 The year of invoices is bench_reports.py's (one real invoice, the others
 copies of its rows in SQL); each invoice is paid in cash ten days after its
@@ -176,6 +179,24 @@ def main():
     net, = [r['net'] for r in rows if r['section'] == 'total']
     print("cash flow: %d lines, net change %s" % (len(rows), net))
     print("BENCH finance_cashflow_ms %.0f ms" % ms)
+    uri = os.environ.get('TRYTOND_DATABASE_URI', '')
+    if uri.startswith('postgresql'):
+        backup_restore(uri, DB_NAME)
+
+
+def backup_restore(uri, database):
+    "Times the dump, restore and verification of `database`"
+    from tools import backup
+    with tempfile.TemporaryDirectory() as target:
+        started = time.monotonic()
+        path = backup.dump(database, target, dsn=uri)
+        dumped = time.monotonic() - started
+        backup.verify(target, dsn=uri)
+        total = time.monotonic() - started
+        size_mb = path.stat().st_size / 1e6
+    print("backup of %s: dump %.1f s (%.1f MB), dump + restore + check "
+        "%.1f s" % (database, dumped, size_mb, total))
+    print("BENCH backup_restore_s %.1f s" % total)
 
 
 if __name__ == '__main__':
