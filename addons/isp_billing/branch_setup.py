@@ -90,12 +90,15 @@ def overlapping_fiscal_years(company, start, end):
 
 
 def create_fiscal_year(company, start, end, name=None, prefix=None,
-        credit_note_prefix=None):
+        credit_note_prefix=None, supplier_prefix=None):
     """The fiscal year [start, end] of `company` with its monthly periods,
     its move sequence and its invoice sequences: invoices numbered
     `prefix` + number, credit notes `credit_note_prefix` + number (their own
-    sequence; without it they share the invoices'); the existing one when
-    a fiscal year of these dates exists"""
+    sequence; without it they share the invoices'); supplier invoices and
+    credit notes have a sequence of their own, `supplier_prefix` + number
+    (default "IN-" + `prefix`), so that booking an expense never takes a
+    number of the customers' invoices; the existing one when a fiscal year
+    of these dates exists"""
     pool = Pool()
     FiscalYear = pool.get('account.fiscalyear')
     Sequence = pool.get('ir.sequence.strict')
@@ -131,7 +134,16 @@ def create_fiscal_year(company, start, end, name=None, prefix=None,
                 'prefix': credit_note_prefix,
                 'padding': 5,
                 })
-    moves, invoices, *credit_notes = Sequence.create(vlist)
+    if supplier_prefix is None:
+        supplier_prefix = 'IN-%s' % (prefix or '')
+    vlist.append({
+            'name': "%s supplier invoices" % name,
+            'sequence_type': invoice_type,
+            'company': company.id,
+            'prefix': supplier_prefix,
+            'padding': 5,
+            })
+    moves, invoices, *credit_notes, supplier = Sequence.create(vlist)
     credit_notes = credit_notes[0] if credit_notes else invoices
     fiscalyear, = FiscalYear.create([{
                 'name': name,
@@ -142,8 +154,8 @@ def create_fiscal_year(company, start, end, name=None, prefix=None,
                 'invoice_sequences': [('create', [{
                                 'out_invoice_sequence': invoices.id,
                                 'out_credit_note_sequence': credit_notes.id,
-                                'in_invoice_sequence': invoices.id,
-                                'in_credit_note_sequence': credit_notes.id,
+                                'in_invoice_sequence': supplier.id,
+                                'in_credit_note_sequence': supplier.id,
                                 }])],
                 }])
     FiscalYear.create_period([fiscalyear])

@@ -202,6 +202,11 @@ class OnboardingTestCase(ClassSetupMixin, unittest.TestCase):
             'NBO/%s/' % year)
         self.assertEqual(sequences.out_credit_note_sequence.prefix,
             'NBO-CN/%s/' % year)
+        # expenses never take a customer invoice's number
+        self.assertEqual(sequences.in_invoice_sequence.prefix,
+            'IN-NBO/%s/' % year)
+        self.assertEqual(sequences.in_credit_note_sequence,
+            sequences.in_invoice_sequence)
 
         with Transaction().set_context(company=company.id):
             values = Configuration.get_values(company.id)
