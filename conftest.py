@@ -5,6 +5,10 @@
 - aliases each `addons/<name>` package to `trytond.modules.<name>`, so pytest
   does not import a module a second time under its short name;
 - fails skipped tests when ISP_NO_SKIP is set (scripts/test);
+- deselects the module tests marked `postgresql_only` on SQLite: heavy tests
+  of no SQL of their own (a thousand registrations through the same code,
+  every route with every hostile body), run once, on the production
+  database, not twice (scripts/test runs each module on both backends);
 - collects `addons/*/tests/scenario*.rst` as one pytest item per scenario (and
   per configuration of its `.json` file), run through doctest with Tryton's own
   setup, teardown, checker and option flags (`load_doc_tests` is a unittest
@@ -90,6 +94,8 @@ def _db_exist_one_database():
 
 
 def pytest_configure(config):
+    config.addinivalue_line('markers', 'postgresql_only: a heavy module test '
+        'of no SQL of its own, run on PostgreSQL only (deselected on SQLite)')
     sys.path.insert(0, str(ROOT))
     _cache_module_imports()
     for path in sorted(ADDONS.iterdir()):
@@ -103,6 +109,20 @@ def pytest_collection_finish(session):
     # which do not, keep trytond's Pool as production runs it)
     if 'trytond.tests.test_tryton' in sys.modules:
         _db_exist_one_database()
+
+
+def pytest_collection_modifyitems(config, items):
+    "Deselect the `postgresql_only` tests when the backend is not PostgreSQL"
+    uri = os.environ.get('TRYTOND_DATABASE_URI', '')
+    if not uri or uri.startswith('postgresql'):
+        return
+    kept, deselected = [], []
+    for item in items:
+        (deselected if item.get_closest_marker('postgresql_only')
+            else kept).append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = kept
 
 
 @pytest.hookimpl(hookwrapper=True)

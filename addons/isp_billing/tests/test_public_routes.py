@@ -24,6 +24,7 @@ import re
 import sys
 import urllib.parse
 
+import pytest
 from trytond.modules.company.tests import create_company
 from trytond.pool import Pool
 from trytond.tests.test_tryton import DB_NAME, RouteTestCase
@@ -276,6 +277,7 @@ class PublicRoutesTestCase(RouteTestCase):
                     response = self.check(client, method, path)
                     self.assertEqual(response.status_code, 405)
 
+    @pytest.mark.postgresql_only
     def test_hostile_bodies(self):
         "Nested, NUL, non-UTF-8, mistyped and oversized bodies: no 5xx"
         client = self.client()

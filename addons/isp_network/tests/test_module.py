@@ -5,6 +5,7 @@ import re
 import time
 from decimal import Decimal
 
+import pytest
 from trytond.modules.company.tests import (
     CompanyTestMixin,
     create_company,
@@ -184,6 +185,7 @@ class IspNetworkTestCase(
         profile = sim.menu('/ppp/profile').find(name='Home-20M')
         self.assertEqual(profile['rate-limit'], '5M/20M')
 
+    @pytest.mark.postgresql_only
     @with_transaction()
     def test_registration_thousand_unique(self):
         "1,000 registrations on one router give unique user names"
