@@ -7,7 +7,7 @@ never added across branches, their currencies may differ).  They are
 `table_query` models like isp_billing's reports: the `company in companies`
 rule, the report context (branch, from and to date) and the CSV/XLSX
 export wizard."""
-from sql import Literal, Union
+from sql import Literal, Union, With
 from sql.aggregate import Sum
 from sql.conditionals import Case
 from trytond.model import ModelSQL, ModelView, fields
@@ -191,30 +191,38 @@ class CashFlow(FinanceReportMixin, ModelSQL, ModelView):
             & line.move.in_(cash_line.select(cash_line.move,
                     where=cash_line.account.in_(cash))))
 
-        def flows(id_, *columns, group_by):
-            return from_.select(
-                id_.as_('id'),
+        accounts = With(query=from_.select(
+                account_row_id(line.account).as_('id'),
                 move.company.as_('company'),
                 company.currency.as_('currency'),
-                *columns,
+                sequence.as_('sequence'), section.as_('section'),
+                line.account.as_('account'),
                 cls.inflow.sql_cast(Sum(Case(
                             (amount > 0, amount), else_=0))).as_('inflow'),
                 cls.outflow.sql_cast(Sum(Case(
                             (amount < 0, -amount), else_=0))).as_('outflow'),
                 cls.net.sql_cast(Sum(amount)).as_('net'),
                 where=where,
-                group_by=[move.company, company.currency, *group_by])
-        accounts = flows(account_row_id(line.account),
-            sequence.as_('sequence'), section.as_('section'),
-            line.account.as_('account'),
-            group_by=[line.account, type_.receivable, type_.payable,
-                type_.revenue, type_.expense])
-        totals = flows(total_row_id(move.company),
+                group_by=[move.company, company.currency, line.account,
+                    type_.receivable, type_.payable, type_.revenue,
+                    type_.expense]))
+        # a branch's total from its accounts' lines: the moves are read
+        # once, not again for the totals
+        totals = accounts.select(
+            total_row_id(accounts.company).as_('id'),
+            accounts.company, accounts.currency,
             Literal(TOTAL_SEQUENCE).as_('sequence'),
             Literal('total').as_('section'),
             Literal(None).as_('account'),
-            group_by=[])
-        return Union(accounts, totals, all_=True)
+            cls.inflow.sql_cast(Sum(accounts.inflow)).as_('inflow'),
+            cls.outflow.sql_cast(Sum(accounts.outflow)).as_('outflow'),
+            cls.net.sql_cast(Sum(accounts.net)).as_('net'),
+            group_by=[accounts.company, accounts.currency])
+        return Union(accounts.select(
+                accounts.id, accounts.company, accounts.currency,
+                accounts.sequence, accounts.section, accounts.account,
+                accounts.inflow, accounts.outflow, accounts.net),
+            totals, all_=True, with_=[accounts])
 
 
 #: the reports of the export wizard (isp_billing's isp.report.export)
