@@ -6,6 +6,8 @@ not sold online in Bandung), the central Midtrans account on the fake
 gateway.  Every refusal of the buy form and of the order page, a purchase
 paid through the webhook to the code, a cancelled and a late payment, a
 lost notification settled by the reconciliation."""
+import copy
+import json
 import re
 import unittest
 import urllib.parse
@@ -32,21 +34,28 @@ from trytond.modules.isp_voucher import web as voucher_web
 from .voucher_setup import create_profile
 
 try:
-    from tools.fake_gateways import FakeMidtrans
+    from tools.fake_gateways import (
+        FakeDuitku,
+        FakeMidtrans,
+        FakeMpesa,
+        FakeXendit,
+    )
 except ImportError:   # an installed wheel without the repository's tools
-    FakeMidtrans = None
+    FakeMidtrans = FakeXendit = FakeDuitku = FakeMpesa = None
 
 A_HOST, B_HOST = 'bandung.shop.test', 'nairobi.shop.test'
+K_HOST = 'mombasa.shop.test'   # a KES branch: its M-Pesa account
+PROVIDERS = ['midtrans', 'xendit', 'duitku', 'mpesa']
 SHOP = '/isp_voucher/shop'
 BUY = '/isp_voucher/shop/buy/%d'
 ORDER = '/isp_voucher/shop/order/%d/%s'
 LEAKS = re.compile(r'Traceback|File "|\w+Error\b|\w+Exception\b')
 
 
-def _branch(name, domain, lang, country):
+def _branch(name, domain, lang, country, currency='IDR'):
     pool = Pool()
     Lang = pool.get('ir.lang')
-    company = create_branch(name, 'IDR')
+    company = create_branch(name, currency)
     company.isp_web_domain = domain
     company.isp_country = country
     company.save()
@@ -555,6 +564,259 @@ class ShopTestCase(RouteTestCase):
         import os
         self.assertEqual(untranslated(os.path.dirname(voucher_web.__file__)),
             [])
+
+
+
+@unittest.skipIf(FakeMidtrans is None, "tools.fake_gateways missing")
+class ShopGatewaysTestCase(RouteTestCase):
+    """EV orders' webhooks through each gateway: the refusals of the
+    invoices' rules (signature, unsigned fields, amount, currency, unknown
+    reference, at most once) and cancelled payments, voucher by voucher"""
+    module = 'isp_voucher'
+
+    @classmethod
+    def setUpClass(cls):
+        cls.fakes = {'midtrans': FakeMidtrans().start(),
+            'xendit': FakeXendit().start(), 'duitku': FakeDuitku().start(),
+            'mpesa': FakeMpesa().start()}
+        super().setUpClass()
+        cls.ids = run_locked(cls.setup_data, tables=SETUP_TABLES)[0]
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        for fake in cls.fakes.values():
+            fake.stop()
+
+    @classmethod
+    def setup_data(cls):
+        Country = Pool().get('country.country')
+        indonesia, kenya = Country.create([
+                {'name': "Indonesia", 'code': 'ID'},
+                {'name': "Kenya", 'code': 'KE'}])
+        a = _branch("NetKita Bandung", A_HOST, 'id', indonesia)
+        k = _branch("NetKita Mombasa", K_HOST, 'en', kenya, 'KES')
+        ids = {'host': {}, 'profile': {}, 'gateway': {}}
+        for company, code, price in [(a, 'A', '5000'), (k, 'K', '50')]:
+            with Transaction().set_context(company=company.id):
+                create_sales_tax(company, '0.11')
+                ids[code] = create_profile(company, code=code + 'H',
+                    price=price, shop=True, shop_restock=3).id
+        for provider in PROVIDERS:
+            kenyan = provider == 'mpesa'
+            ids['gateway'][provider] = create_gateway(provider,
+                cls.fakes[provider].url, company=k if kenyan else None).id
+            ids['host'][provider] = K_HOST if kenyan else A_HOST
+            ids['profile'][provider] = ids['K' if kenyan else 'A']
+        return ids
+
+    def setUp(self):
+        super().setUp()
+        for fake in self.fakes.values():
+            fake.reset()
+            fake.drop_callbacks(None)   # replayed through the route
+        self.fakes['xendit'].callback_url = (
+            'http://localhost/%s/isp_billing/webhook/xendit' % DB_NAME)
+
+    def place(self, provider):
+        "Buy through `provider` on its branch's shop: the reference"
+        client = PortalClient(self.client(), DB_NAME,
+            self.ids['host'][provider], language='en')
+        client.get(SHOP)
+        profile = self.ids['profile'][provider]
+        body = client.get(BUY % profile).get_data(as_text=True)
+        amount = re.search(r'name="amount" value="([^"]+)"', body).group(1)
+        response = client.post(BUY % profile, data={
+                'phone': ('0712 345678' if provider == 'mpesa'
+                    else '0812 3456 7890'),
+                'amount': amount,
+                'gateway': str(self.ids['gateway'][provider])})
+        self.assertEqual(response.status_code, 303,
+            response.get_data(as_text=True)[:800])
+        with Transaction().start(DB_NAME, 0, readonly=True):
+            Payment = Pool().get('isp.payment.transaction')
+            payment, = Payment.search([], order=[('id', 'DESC')], limit=1)
+            self.assertEqual(payment.gateway.provider, provider)
+            self.assertTrue(payment.reference.startswith('EV'))
+            return payment.reference
+
+    def deliveries(self, provider, reference):
+        return [d for d in self.fakes[provider].callbacks
+            if reference in d.url or reference.encode() in d.body]
+
+    def replay(self, delivery, body=None, url=None):
+        "Post a captured callback to the route, as the provider would"
+        parts = urllib.parse.urlsplit(url or delivery.url)
+        path = parts.path + ('?' + parts.query if parts.query else '')
+        return self.client().post(path,
+            data=delivery.body if body is None else body,
+            headers=delivery.headers)
+
+    def replay_payload(self, delivery, payload):
+        "`delivery` with its body replaced by `payload`, encoded alike"
+        if 'json' in delivery.headers.get('Content-Type', ''):
+            body = json.dumps(payload).encode()
+        else:
+            body = urllib.parse.urlencode(payload).encode()
+        return self.replay(delivery, body=body)
+
+    def order(self, reference):
+        "(order state, voucher id) of payment `reference`"
+        with Transaction().start(DB_NAME, 0, readonly=True):
+            Payment = Pool().get('isp.payment.transaction')
+            payment, = Payment.search([('reference', '=', reference)])
+            order = payment.document
+            return order.state, order.voucher.id if order.voucher else None
+
+    def sold(self):
+        with Transaction().start(DB_NAME, 0, readonly=True):
+            Voucher = Pool().get('isp.voucher')
+            return Voucher.search_count([('sold_date', '!=', None)])
+
+    def test_forged(self):
+        "A forged notification: refused, no voucher"
+        for provider in PROVIDERS:
+            with self.subTest(provider=provider):
+                reference = self.place(provider)
+                fake = self.fakes[provider]
+                fake.pay(reference)
+                fake.callbacks.clear()
+                before = self.sold()
+                fake.notify(reference, bad_signature=True)
+                delivery, = self.deliveries(provider, reference)
+                self.assertIn(self.replay(delivery).status_code, {401, 403})
+                self.assertEqual(self.order(reference), ('pending', None))
+                self.assertEqual(self.sold(), before)
+
+    def test_tampered_unsigned_fields(self):
+        """Each field a gateway does not sign altered to claim a payment
+        (the invoices' cases): refused or not confirmed, no voucher"""
+        from trytond.modules.isp_billing.tests.test_payment_gateway import (
+            TAMPERS,
+        )
+        self.assertEqual({t[0] for t in TAMPERS}, set(PROVIDERS))
+        for provider, event, altered, alter, status in TAMPERS:
+            with self.subTest(provider=provider, altered=altered):
+                reference = self.place(provider)
+                before = self.sold()
+                getattr(self.fakes[provider], event)(reference)
+                delivery = self.deliveries(provider, reference)[-1]
+                response = self.replay_payload(delivery,
+                    alter(copy.deepcopy(delivery.payload)))
+                self.assertEqual(response.status_code, status, response.data)
+                state, voucher = self.order(reference)
+                self.assertNotEqual(state, 'paid')
+                self.assertIsNone(voucher)
+                self.assertEqual(self.sold(), before)
+
+    def test_claims_not_confirmed(self):
+        """Authenticated notifications (a leaked key) of a payment, of a
+        wrong amount, of a wrong currency the gateway does not know: no
+        voucher"""
+        claims = [(p, {}) for p in PROVIDERS] + [
+            (p, {'amount': 1000}) for p in PROVIDERS]
+        for provider, values in claims:
+            with self.subTest(provider=provider, **values):
+                reference = self.place(provider)
+                before = self.sold()
+                for delivery in self.fakes[provider].claim(reference,
+                        'paid', **values):
+                    self.assertEqual(self.replay(delivery).status_code, 200)
+                self.assertEqual(self.order(reference), ('pending', None))
+                self.assertEqual(self.sold(), before)
+
+    def test_wrong_amount(self):
+        """Paid at the gateway with another amount: flagged for staff, no
+        voucher (M-Pesa: the prompt's amount cannot differ)"""
+        for provider in ['midtrans', 'xendit', 'duitku']:
+            with self.subTest(provider=provider):
+                reference = self.place(provider)
+                before = self.sold()
+                self.fakes[provider].pay(reference, amount=1000)
+                delivery, = self.deliveries(provider, reference)
+                self.assertEqual(self.replay(delivery).status_code, 200)
+                self.assertEqual(self.order(reference), ('pending', None))
+                self.assertEqual(self.sold(), before)
+                with Transaction().start(DB_NAME, 0, readonly=True):
+                    Payment = Pool().get('isp.payment.transaction')
+                    payment, = Payment.search(
+                        [('reference', '=', reference)])
+                    self.assertEqual(payment.review, 'wrong_amount')
+
+    def test_wrong_currency(self):
+        """A gateway of another currency than the branch's (Midtrans, IDR,
+        on the KES branch; M-Pesa, KES, on the IDR one): refused at the
+        form, no order"""
+        for host, provider in [(K_HOST, 'midtrans'), (A_HOST, 'mpesa')]:
+            with self.subTest(host=host, provider=provider):
+                client = PortalClient(self.client(), DB_NAME, host,
+                    language='en')
+                client.get(SHOP)
+                profile = self.ids['K' if host == K_HOST else 'A']
+                with Transaction().start(DB_NAME, 0, readonly=True):
+                    before = Pool().get('isp.voucher.order').search_count([])
+                response = client.post(BUY % profile, data={
+                        'phone': '0712 345678', 'amount': '55.50',
+                        'gateway': str(self.ids['gateway'][provider])})
+                self.assertEqual(response.status_code, 400)
+                self.assertIn('payment method',
+                    response.get_data(as_text=True))
+                with Transaction().start(DB_NAME, 0, readonly=True):
+                    self.assertEqual(Pool().get(
+                            'isp.voucher.order').search_count([]), before)
+
+    def test_unknown_reference(self):
+        "A notification of an unknown EV reference: 404, nothing changes"
+        for provider in PROVIDERS:
+            with self.subTest(provider=provider):
+                reference = self.place(provider)
+                fake = self.fakes[provider]
+                fake.pay(reference)
+                delivery, = self.deliveries(provider, reference)
+                before = self.sold()
+                unknown = 'EV' + '9' * (len(reference) - 2)
+                response = self.replay(delivery,
+                    body=delivery.body.replace(reference.encode(),
+                        unknown.encode()),
+                    url=delivery.url.replace(reference, unknown))
+                self.assertIn(response.status_code, {403, 404})
+                self.assertEqual(self.order(reference), ('pending', None))
+                self.assertEqual(self.sold(), before)
+
+    def test_repeated_one_voucher(self):
+        "The same notification three times: one voucher"
+        for provider in PROVIDERS:
+            with self.subTest(provider=provider):
+                reference = self.place(provider)
+                fake = self.fakes[provider]
+                before = self.sold()
+                fake.pay(reference)
+                fake.notify(reference, repeat=2)
+                deliveries = self.deliveries(provider, reference)
+                self.assertEqual(len(deliveries), 3)
+                self.assertEqual([self.replay(d).status_code
+                        for d in deliveries], [200] * 3)
+                state, voucher = self.order(reference)
+                self.assertEqual(state, 'paid')
+                self.assertIsNotNone(voucher)
+                self.assertEqual(self.sold(), before + 1)
+
+    def test_cancelled_no_voucher(self):
+        """An expired or failed (cancelled) payment: no voucher (a Xendit
+        invoice only expires)"""
+        for provider in PROVIDERS:
+            for event in ['expire', 'fail'][:1 if provider == 'xendit'
+                    else 2]:
+                with self.subTest(provider=provider, event=event):
+                    reference = self.place(provider)
+                    before = self.sold()
+                    getattr(self.fakes[provider], event)(reference)
+                    for delivery in self.deliveries(provider, reference):
+                        self.assertEqual(
+                            self.replay(delivery).status_code, 200)
+                    self.assertEqual(self.order(reference),
+                        ('cancelled', None))
+                    self.assertEqual(self.sold(), before)
 
 
 del RouteTestCase
