@@ -11,6 +11,7 @@ office user with every branch sees one row per branch (amounts are never
 added across branches: they may be in different currencies)."""
 import csv
 import datetime as dt
+import html
 import io
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -150,10 +151,75 @@ class ReportMixin:
         return header, rows
 
     @classmethod
+    def isp_export_html(cls, header, rows):
+        """A simple HTML page of the report's `header` and `rows`: a title,
+        the period, a table per branch (the first column when it is the
+        branch) with its selections' labels; the branches' total lines are
+        rows of the report"""
+        pool = Pool()
+        Model = pool.get('ir.model')
+        names = cls._isp_export_fields
+        from_date, to_date, date = _context_dates()
+        labels = {}
+        for name in names:
+            field = cls._fields[name]
+            if isinstance(field, fields.Selection) and isinstance(
+                    field.selection, list):
+                selection = cls.fields_get([name])[name]['selection']
+                labels[name] = dict(selection)
+        by_branch = names[:1] == ['company']
+
+        def cell(value):
+            if value is None:
+                return ''
+            if isinstance(value, dt.date):
+                return value.isoformat()
+            if isinstance(value, (Decimal, float)):
+                return '{:,.2f}'.format(value)
+            return str(value)
+
+        blocks = {}
+        for row in rows:
+            row = [labels[n].get(v, v) if n in labels else v
+                for n, v in zip(names, row, strict=True)]
+            key = row[0] if by_branch else None
+            blocks.setdefault(key, []).append(row[1:] if by_branch else row)
+        columns = header[1:] if by_branch else header
+        title = html.escape(Model.get_name(cls.__name__))
+        parts = ['<!DOCTYPE html><html><head><meta charset="utf-8">'
+            '<title>%s</title><style>'
+            'body{font-family:sans-serif;font-size:9pt}'
+            'table{border-collapse:collapse;width:100%%;margin-bottom:1em}'
+            'th,td{border:1px solid #999;padding:2px 4px}'
+            'td.n{text-align:right}</style></head><body>' % title,
+            '<h1>%s</h1>' % title,
+            '<p>%s \u2013 %s</p>' % (from_date.isoformat(),
+                to_date.isoformat())]
+        for branch, lines in blocks.items():
+            if branch is not None:
+                parts.append('<h2>%s</h2>' % html.escape(str(branch)))
+            parts.append('<table><thead><tr>%s</tr></thead><tbody>' % ''.join(
+                    '<th>%s</th>' % html.escape(str(c)) for c in columns))
+            for line in lines:
+                parts.append('<tr>%s</tr>' % ''.join(
+                        '<td class="n">%s</td>' % html.escape(cell(v))
+                        if isinstance(v, (Decimal, float, int))
+                        and not isinstance(v, bool)
+                        else '<td>%s</td>' % html.escape(cell(v))
+                        for v in line))
+            parts.append('</tbody></table>')
+        parts.append('</body></html>')
+        return ''.join(parts)
+
+    @classmethod
     def isp_export(cls, records, format_='csv'):
-        "Return (file name, content) of `records` as CSV or XLSX"
+        "Return (file name, content) of `records` as CSV, XLSX or PDF"
         header, rows = cls.isp_export_rows(records)
         name = cls.__name__.replace('isp.report.', '').replace('.', '_')
+        if format_ == 'pdf':
+            from .invoice_report import html_to_pdf
+            return '%s.pdf' % name, html_to_pdf(
+                cls.isp_export_html(header, rows))
         if format_ == 'xlsx':
             from openpyxl import Workbook
             workbook = Workbook()
@@ -875,6 +941,7 @@ class ReportExportStart(ModelView):
     format = fields.Selection([
             ('csv', "CSV"),
             ('xlsx', "Excel (XLSX)"),
+            ('pdf', "PDF"),
             ], "Format", required=True)
 
     @classmethod
@@ -892,7 +959,7 @@ class ReportExportResult(ModelView):
 
 class ReportExport(BranchWizardMixin, Wizard):
     """Export the selected lines of a report (every line of the report in
-    its current context when none is selected) to a CSV or XLSX file"""
+    its current context when none is selected) to a CSV, XLSX or PDF file"""
     __name__ = 'isp.report.export'
 
     start = StateView('isp.report.export.start',
