@@ -1,12 +1,12 @@
 # This file is part of the ISP suite.  The COPYRIGHT file at the top level of
 # this repository contains the full copyright notices and license terms.
-"""Profit and loss and cash flow (direct method) of a period, computed in
-SQL from the posted moves of Tryton's accounting, per branch and for the
-head office every branch of the user (one block per branch: amounts are
-never added across branches, their currencies may differ).  They are
-`table_query` models like isp_billing's reports: the `company in companies`
-rule, the report context (branch, from and to date) and the CSV/XLSX
-export wizard."""
+"""Profit and loss and cash flow (direct method) of a period and the
+balance sheet at its "to" date, computed in SQL from the posted moves of
+Tryton's accounting, per branch and for the head office every branch of
+the user (one block per branch: amounts are never added across branches,
+their currencies may differ).  They are `table_query` models like
+isp_billing's reports: the `company in companies` rule, the report
+context (branch, from and to date) and the CSV/XLSX/PDF export wizard."""
 from sql import Literal, Union, With
 from sql.aggregate import Sum
 from sql.conditionals import Case
@@ -225,8 +225,150 @@ class CashFlow(FinanceReportMixin, ModelSQL, ModelView):
             totals, all_=True, with_=[accounts])
 
 
+class BalanceSheet(FinanceReportMixin, ModelSQL, ModelView):
+    """The balances at the report's "to" date of the balance sheet accounts
+    per branch (posted moves): assets, liabilities and equity, the year's
+    net profit (income minus expense since the start of the fiscal year of
+    the date) as current year earnings and the earlier years' not closed to
+    an equity account as retained earnings, so that assets equal
+    liabilities and equity in each branch's block"""
+    __name__ = 'isp.report.finance.balance_sheet'
+
+    section = fields.Selection([
+            ('assets', "Assets"),
+            ('liabilities', "Liabilities"),
+            ('equity', "Equity"),
+            ('total', "Liabilities and Equity"),
+            ], "Section", readonly=True)
+    kind = fields.Selection([
+            ('account', "Account"),
+            ('retained', "Retained Earnings"),
+            ('earnings', "Current Year Earnings"),
+            ('total', "Total"),
+            ], "Kind", readonly=True)
+    amount = Monetary(
+        "Amount", currency='currency', digits='currency', readonly=True,
+        help="Assets: debit minus credit; liabilities and equity: credit "
+        "minus debit.")
+
+    _isp_export_fields = ['company', 'section', 'kind', 'account', 'amount']
+
+    #: row ids: account * ROW_KEY, company * ROW_KEY + 1..4 for the others
+    ROW_KEY = 8
+
+    @classmethod
+    def type_sections(cls):
+        """The ids of the balance account types of the assets and of the
+        equity: a type belongs to the section of its top balance type (the
+        child of the chart's root), assets when a type of that top one is
+        flagged assets, equity when its name says equity or capital (the
+        account module's charts), else liabilities"""
+        type_ = Pool().get('account.account.type').__table__()
+        cursor = Transaction().connection.cursor()
+        cursor.execute(*type_.select(type_.id, type_.parent,
+                type_.statement, type_.assets, type_.name))
+        types = {i: (p, s, a, n) for i, p, s, a, n in cursor}
+
+        def top(id_):
+            while True:
+                parent = types[id_][0]
+                if parent is None or types[parent][1] != 'balance':
+                    return id_
+                id_ = parent
+        tops = {i: top(i) for i, t in types.items() if t[1] == 'balance'}
+        asset_tops = {tops[i] for i, t in types.items()
+            if i in tops and t[2]}
+        equity_tops = {t for t in set(tops.values()) - asset_tops
+            if any(w in (types[t][3] or '').lower()
+                for w in ['equity', 'capital', 'ekuitas', 'modal'])}
+        assets = sorted(i for i, t in tops.items() if t in asset_tops)
+        equity = sorted(i for i, t in tops.items() if t in equity_tops)
+        return assets or [None], equity or [None]
+
+    @classmethod
+    def table_query(cls):
+        pool = Pool()
+        tables = cls._tables()
+        line, move, account = tables['line'], tables['move'], tables['account']
+        type_, company = tables['type'], tables['company']
+        period = pool.get('account.period').__table__()
+        year = pool.get('account.fiscalyear').__table__()
+        _, to_date, _ = _context_dates()
+        asset_types, equity_types = cls.type_sections()
+        key = cls.ROW_KEY
+        from_ = (line
+            .join(move, condition=line.move == move.id)
+            .join(account, condition=line.account == account.id)
+            .join(type_, condition=account.type == type_.id)
+            .join(company, condition=move.company == company.id))
+        where = ((move.state == 'posted') & (move.date <= to_date)
+            & cls._company_where(move.company))
+        is_asset = type_.id.in_(asset_types)
+        section = Case((is_asset, 'assets'),
+            (type_.id.in_(equity_types), 'equity'), else_='liabilities')
+        sequence = Case((is_asset, 1),
+            (type_.id.in_(equity_types), 4), else_=3)
+        balances = from_.select(
+            (line.account * key).as_('id'),
+            move.company.as_('company'),
+            company.currency.as_('currency'),
+            sequence.as_('sequence'), section.as_('section'),
+            Literal('account').as_('kind'),
+            line.account.as_('account'),
+            cls.amount.sql_cast(Sum(Case((is_asset, line.debit - line.credit),
+                        else_=line.credit - line.debit))).as_('amount'),
+            where=where & (type_.statement == 'balance'),
+            group_by=[move.company, company.currency, line.account,
+                type_.id])
+        current = ((year.start_date <= to_date) & (year.end_date >= to_date))
+        from_years = (from_
+            .join(period, condition=move.period == period.id)
+            .join(year, condition=period.fiscalyear == year.id))
+
+        def earnings(kind, number, sequence, condition):
+            return from_years.select(
+                (move.company * key + number).as_('id'),
+                move.company.as_('company'),
+                company.currency.as_('currency'),
+                Literal(sequence).as_('sequence'),
+                Literal('equity').as_('section'),
+                Literal(kind).as_('kind'),
+                Literal(None).as_('account'),
+                cls.amount.sql_cast(Sum(line.credit - line.debit)
+                    ).as_('amount'),
+                where=(where & (type_.statement == 'income') & condition),
+                group_by=[move.company, company.currency])
+        rows = With(query=Union(balances,
+                earnings('retained', 1, 5, ~current),
+                earnings('earnings', 2, 6, current), all_=True))
+        columns = [rows.id, rows.company, rows.currency, rows.sequence,
+            rows.section, rows.kind, rows.account, rows.amount]
+        total_assets = rows.select(
+            (rows.company * key + 3).as_('id'),
+            rows.company, rows.currency,
+            Literal(2).as_('sequence'), Literal('assets').as_('section'),
+            Literal('total').as_('kind'), Literal(None).as_('account'),
+            cls.amount.sql_cast(Sum(Case(
+                        (rows.section == 'assets', rows.amount), else_=0))
+                ).as_('amount'),
+            group_by=[rows.company, rows.currency])
+        total = rows.select(
+            (rows.company * key + 4).as_('id'),
+            rows.company, rows.currency,
+            Literal(TOTAL_SEQUENCE).as_('sequence'),
+            Literal('total').as_('section'),
+            Literal('total').as_('kind'), Literal(None).as_('account'),
+            cls.amount.sql_cast(Sum(Case(
+                        (rows.section != 'assets', rows.amount), else_=0))
+                ).as_('amount'),
+            group_by=[rows.company, rows.currency])
+        return Union(rows.select(*columns), total_assets, total,
+            all_=True, with_=[rows])
+
+
 #: the reports of the export wizard (isp_billing's isp.report.export)
 REPORTS = [
     'isp.report.finance.pnl',
     'isp.report.finance.cash_flow',
+    'isp.report.finance.balance_sheet',
     ]
