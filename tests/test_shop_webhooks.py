@@ -9,12 +9,15 @@ bench/bench_shop.py).
   one voucher sold, one invoice paid, verdicts applied + 9 duplicates;
 - five orders of one profile paid at once: five different vouchers, the
   online stock generated once;
-- in headless Chromium at phone size, in Indonesian and in English: the
-  shop on the branch's host (`shop.localhost`, which Chromium resolves to
-  the loopback), the buy form, the fake Midtrans' page, back to the order
-  page that waits for the payment and shows the code and its QR code; the
-  worker has pushed the voucher to the RouterOS simulator, where the code
-  logs in.  Screenshots: docs/img/shop-*.png.
+- in headless Chromium at phone size, once through each fake gateway and
+  each language twice (Midtrans/id, Xendit/en, Duitku/id and M-Pesa/en on
+  a KES branch of Nairobi): the shop on the branch's host
+  (`shop.localhost`, `nairobi.shop.localhost`, which Chromium resolves to
+  the loopback), the buy form, the fake gateway's page (M-Pesa: the order
+  page while the buyer approves the prompt on the fake's phone page), back
+  to the order page that waits for the payment and shows the code and its
+  QR code; the worker has pushed the voucher to the RouterOS simulator,
+  where the code logs in.  Screenshots: docs/img/shop-*.png.
 
 Needs TRYTOND_DATABASE_URI on PostgreSQL (scripts/test sets it; the
 `pg_uri` fixture starts a private cluster)."""
@@ -29,9 +32,18 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.bench_shop import HOST, start_shop  # noqa: E402
-from bench.bench_webhook import SEQUENCES, wait_until  # noqa: E402
-from tools.fake_gateways import FakeMidtrans  # noqa: E402
+from bench.bench_shop import HOST, ShopStack, setup_shop  # noqa: E402
+from bench.bench_webhook import (  # noqa: E402
+    SEQUENCES,
+    create_gateway,
+    wait_until,
+)
+from tools.fake_gateways import (  # noqa: E402
+    FakeDuitku,
+    FakeMidtrans,
+    FakeMpesa,
+    FakeXendit,
+)
 from tools.routeros_sim import Router as SimRouter  # noqa: E402
 
 try:
@@ -44,6 +56,11 @@ CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu',
     '--disable-background-networking', '--no-first-run',
     '--disable-component-update', '--disable-sync']
 IMG = ROOT / 'docs' / 'img'
+KE_HOST = 'nairobi.shop.localhost'   # the KES branch: M-Pesa
+PHONES = {'mpesa': ('0712 345678', '0712 34')}
+#: the URL of each gateway's payment page (M-Pesa: none, the order page)
+PAGES = {'midtrans': '**/snap/v4/redirection/**', 'xendit': '**/web/**',
+    'duitku': '**/topup/topupdirectv2.aspx**', 'mpesa': None}
 TEXTS = {
     'id': {'title': 'Voucher hotspot', 'wait': 'Menunggu pembayaran',
         'paid': 'Terima kasih', 'bad_phone': 'nomor telepon yang valid'},
@@ -59,10 +76,18 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(scope='module')
-def midtrans():
-    fake = FakeMidtrans().start()
-    yield fake
-    fake.stop()
+def fakes():
+    fakes = {'midtrans': FakeMidtrans().start(),
+        'xendit': FakeXendit().start(), 'duitku': FakeDuitku().start(),
+        'mpesa': FakeMpesa().start()}
+    yield fakes
+    for fake in fakes.values():
+        fake.stop()
+
+
+@pytest.fixture(scope='module')
+def midtrans(fakes):
+    return fakes['midtrans']
 
 
 @pytest.fixture(scope='module')
@@ -73,11 +98,68 @@ def sim():
     router.stop()
 
 
+def _setup_kenya(sim):
+    "A KES branch on KE_HOST, its profile sold online: the ids"
+    from trytond.pool import Pool
+    from trytond.transaction import Transaction
+
+    from trytond.modules.isp_billing.tests.payment_setup import (
+        create_branch,
+        create_sales_tax,
+    )
+    from trytond.modules.isp_voucher.tests.voucher_setup import (
+        create_voucher_product,
+    )
+    pool = Pool()
+    Country = pool.get('country.country')
+    Router = pool.get('isp.router')
+    Profile = pool.get('isp.voucher.profile')
+    company = create_branch("NetKita Nairobi", 'KES')
+    company.isp_web_domain = KE_HOST
+    company.isp_country, = (Country.search([('code', '=', 'KE')])
+        or Country.create([{'name': "Kenya", 'code': 'KE'}]))
+    company.save()
+    with Transaction().set_context(company=company.id):
+        create_sales_tax(company, '0.11')
+        router, = Router.create([{
+                    'name': "Hotspot Nairobi", 'code': 'HK',
+                    'host': sim.address[0], 'port': sim.address[1],
+                    'use_ssl': False, 'api_password': 'shop'}])
+        profile, = Profile.create([{
+                    'company': company.id, 'name': "1 day 5M",
+                    'product': create_voucher_product(company,
+                        price='100').id,
+                    'router': router.id, 'validity': 1,
+                    'validity_unit': 'days', 'rate_limit': '2M/5M',
+                    'shop': True, 'shop_restock': 3,
+                    'hotspot_dns_name': 'hotspot.nairobi.test'}])
+    return {'company': company.id, 'profile': profile.id}
+
+
 @pytest.fixture(scope='module')
-def stack(pg_uri, midtrans, sim):
+def stack(pg_uri, fakes, sim):
+    "The shop of bench_shop's branch (IDR) and of a KES branch, 4 gateways"
     stack = None
     try:
-        stack = start_shop(pg_uri, 'isp_shop_webhook_test', midtrans, sim)
+        stack = ShopStack(pg_uri, name='isp_shop_webhook_test')
+        stack.create_database()
+        stack.init_pool()
+        stack.ids = stack.run_locked(lambda: setup_shop(sim),
+            tables=SEQUENCES)
+        stack.kenya = stack.run_locked(lambda: _setup_kenya(sim),
+            tables=SEQUENCES)
+        stack.gateways = {}
+        for provider, fake in fakes.items():
+            company = (stack.kenya if provider == 'mpesa'
+                else stack.ids)['company']
+            with stack.transaction(company=company):
+                stack.gateways[provider] = create_gateway(provider, fake,
+                    company, stack.url)
+        stack.ids['gateway'] = stack.gateways['midtrans']
+        fakes['xendit'].callback_url = (stack.url
+            + stack.webhook_path('xendit'))
+        stack.start_workers()
+        stack.start_server()
         yield stack
     finally:
         if stack is not None:
@@ -186,14 +268,20 @@ def _hotspot_user(sim, code):
 
 @pytest.mark.skipif(sync_playwright is None or not os.path.exists(CHROMIUM),
     reason="Playwright or Debian's chromium missing")
-@pytest.mark.parametrize('lang', ['id', 'en'])
-def test_buy_in_browser(stack, midtrans, sim, lang):
-    """At phone size: the shop, a refused phone, the buy form, the
-    gateway's page, the order page waiting then showing the code and its
-    QR code; the code logs in on the simulated router"""
+@pytest.mark.parametrize('provider,lang', [('midtrans', 'id'),
+        ('xendit', 'en'), ('duitku', 'id'), ('mpesa', 'en')])
+def test_buy_in_browser(stack, fakes, sim, provider, lang):
+    """At phone size through `provider`: the shop, a refused phone, the buy
+    form, the gateway's page (M-Pesa: the prompt approved on the fake
+    phone), the order page waiting then showing the code and its QR code;
+    the code logs in on the simulated router"""
     width, height = 360, 740
     texts = TEXTS[lang]
-    base = 'http://%s:%d/%s' % (HOST, stack.port, stack.name)
+    host = KE_HOST if provider == 'mpesa' else HOST
+    phone, bad_phone = PHONES.get(provider, ('0812 3456 7890', '0812 34'))
+    base = 'http://%s:%d/%s' % (host, stack.port, stack.name)
+    # the screenshots of the docs: the first purchase in each language
+    shots = provider in {'midtrans', 'xendit'}
     IMG.mkdir(parents=True, exist_ok=True)
     errors = []
     with sync_playwright() as playwright:
@@ -217,19 +305,36 @@ def test_buy_in_browser(stack, midtrans, sim, lang):
             assert texts['title'] in page.locator('h1').inner_text()
             assert page.evaluate(
                 "document.documentElement.scrollWidth") <= width
-            page.screenshot(path=str(IMG / ('shop-phone-%s.png' % lang)),
-                full_page=True)
+            if shots:
+                page.screenshot(path=str(IMG / ('shop-phone-%s.png'
+                            % lang)), full_page=True)
             page.click('a.buy')
-            page.fill('#phone', '0812 34')
+            gateway = 'input[name="gateway"][value="%d"]' % (
+                stack.gateways[provider])
+            page.check(gateway)
+            page.fill('#phone', bad_phone)
             page.click('button.primary')
             assert texts['bad_phone'] in page.locator(
                 '#phone-error').inner_text()
-            page.fill('#phone', '0812 3456 7890')
+            page.check(gateway)
+            page.fill('#phone', phone)
             page.click('button.primary')
-            page.wait_for_url('**/snap/v4/redirection/**')
-            page.click('button[value="pay"]')
-            page.wait_for_url('**/isp_voucher/shop/order/**')
-            assert page.url.startswith('http://%s:' % HOST)
+            if PAGES[provider]:
+                page.wait_for_url(PAGES[provider])
+                page.click('button[value="pay"]')
+                page.wait_for_url('**/isp_voucher/shop/order/**')
+            else:
+                # STK push: the order page waits while the buyer approves
+                # the prompt on the phone
+                page.wait_for_url('**/isp_voucher/shop/order/**')
+                assert texts['wait'] in page.locator('main').inner_text()
+                mpesa = fakes['mpesa']
+                phone_page = context.new_page()
+                phone_page.goto(mpesa.phone_url(
+                        mpesa.transactions[-1].reference))
+                phone_page.click('button[value="pay"]')
+                phone_page.close()
+            assert page.url.startswith('http://%s:' % host)
             # the page looks again every few seconds until paid
             page.wait_for_selector('#voucher-code', timeout=60000)
             assert texts['paid'] in page.locator('main').inner_text()
@@ -239,11 +344,20 @@ def test_buy_in_browser(stack, midtrans, sim, lang):
             code = page.locator('#voucher-code').inner_text().strip()
             assert page.evaluate(
                 "document.documentElement.scrollWidth") <= width
-            page.screenshot(path=str(IMG / ('shop-code-phone-%s.png'
-                        % lang)), full_page=True)
+            if shots:
+                page.screenshot(path=str(IMG / ('shop-code-phone-%s.png'
+                            % lang)), full_page=True)
         finally:
             browser.close()
     assert errors == []
+    # paid through the gateway's own payment record
+    from trytond.pool import Pool
+    with stack.transaction():
+        Voucher = Pool().get('isp.voucher')
+        Order = Pool().get('isp.voucher.order')
+        voucher, = Voucher.search([('code', '=', code)])
+        order, = Order.search([('voucher', '=', voucher.id)])
+        assert order.payment.gateway.provider == provider
     # pushed by the worker: the code logs in on the router
     assert wait_until(lambda: _hotspot_user(sim, code), timeout=60), code
     session = sim.hotspot_login(code, password=code, address='10.5.0.9')
