@@ -516,6 +516,22 @@ def test_demo_finance_year(demo):
     assert total[0] - total[1] == pytest.approx(
         sum(inflow - outflow for inflow, outflow in by_section.values()))
 
+    # the balance sheet at today: assets = liabilities + equity, the
+    # year's profit in equity
+    lines = client.call(
+        'model.isp.report.finance.balance_sheet.search_read', [], 0, None,
+        None, ['company', 'section', 'kind', 'amount'])
+    assert {r['company'] for r in lines} == {bandung}
+    totals = {r['section']: _amount(r['amount'])
+        for r in lines if r['kind'] == 'total'}
+    # (the demo pays its expenses from cash no capital funded: the assets
+    # may be below zero)
+    assert totals['assets'] != 0
+    assert totals['assets'] == pytest.approx(totals['total']), totals
+    earnings, = [_amount(r['amount'])
+        for r in lines if r['kind'] == 'earnings']
+    assert earnings != 0
+
     assets = client.call('model.account.asset.search_read', [], 0, None,
         None, ['state', 'value', 'company'])
     assert len(assets) == len(ASSETS)
