@@ -482,7 +482,7 @@ def test_demo_finance_year(demo):
     in profit and loss with the net profit of them; the expenses and assets
     paid and the customers' payments in the cash flow; the assets running
     and depreciated; Nairobi's year in its own currency (the head office)"""
-    from tools.demo_data import ASSETS, EXPENSES
+    from tools.demo_data import ASSETS, EXPENSES, OPENING_CAPITAL
     url, login, password = demo
     client = RPCClient(url, 'isp_demo')
     client.login('bdg_finance', password)
@@ -524,10 +524,14 @@ def test_demo_finance_year(demo):
     assert {r['company'] for r in lines} == {bandung}
     totals = {r['section']: _amount(r['amount'])
         for r in lines if r['kind'] == 'total'}
-    # (the demo pays its expenses from cash no capital funded: the assets
-    # may be below zero)
-    assert totals['assets'] != 0
+    # the owners' opening capital funds the year: the assets are positive
+    # and the capital is in equity
+    assert totals['assets'] > 0, totals
     assert totals['assets'] == pytest.approx(totals['total']), totals
+    capital = client.call('model.isp.report.finance.balance_sheet.search_read',
+        [('account.code', '=', '3.1.1')], 0, None, None, ['section', 'amount'])
+    assert [(r['section'], _amount(r['amount'])) for r in capital] == [
+        ('equity', float(OPENING_CAPITAL))]
     earnings, = [_amount(r['amount'])
         for r in lines if r['kind'] == 'earnings']
     assert earnings != 0

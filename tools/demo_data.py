@@ -498,6 +498,8 @@ WALK_IN = "Walk-in customers"
 #: BRANCHES); months between installation invoices
 EXPENSE_EVERY = {0: 1, 1: 3}
 INSTALLATION_EVERY = 3
+#: the owners' capital each branch starts its finance year with (IDR)
+OPENING_CAPITAL = Decimal(250_000_000)
 #: IDR to a branch's currency, for the finance demo's amounts
 FINANCE_RATE = {'IDR': Decimal(1), 'KES': Decimal('0.008')}
 
@@ -583,6 +585,7 @@ def _branch_finance(pool, company, today, every):
     start = finance_start(today)
     rate = FINANCE_RATE.get(company.currency.code, Decimal(1))
     categories, suppliers, method = _finance_setup(pool, company)
+    _opening_capital(pool, company, start, rate, method)
     entries = []
     for month in range(12):
         first = _add_months(start, month)
@@ -599,6 +602,31 @@ def _branch_finance(pool, company, today, every):
     create_expense_invoices(entries)
     _assets(pool, company, start, today, rate, categories['EQ'],
         suppliers["Equipment Supplier"], method)
+
+
+def _opening_capital(pool, company, start, rate, method):
+    """The owners' capital paid into the branch's cash on the first day of
+    the finance year (a posted move: cash to the chart's issued capital
+    account, 3.1.1 of the universal chart), so the balance sheet starts
+    from the money the branch was set up with, not from nothing"""
+    Account = pool.get('account.account')
+    Journal = pool.get('account.journal')
+    Move = pool.get('account.move')
+    Period = pool.get('account.period')
+    equity, = Account.search([('company', '=', company.id),
+            ('code', '=', '3.1.1'), ('type', '!=', None),
+            ('closed', '!=', True)], limit=1)
+    journal, = Journal.search([('type', '=', 'general')], limit=1)
+    amount = company.currency.round(OPENING_CAPITAL * rate)
+    move = Move(company=company, journal=journal, date=start,
+        period=Period.find(company, date=start),
+        description="Opening capital")
+    move.lines = [
+        {'account': method.debit_account.id, 'debit': amount, 'credit': 0},
+        {'account': equity.id, 'debit': 0, 'credit': amount},
+        ]
+    move.save()
+    Move.post([move])
 
 
 def _other_income(pool, company, start, today, rate, method):
