@@ -553,6 +553,44 @@ def test_demo_finance_year(demo):
     assert {r['kind'] for r in rows} == {'income', 'expense', 'profit'}
 
 
+def test_demo_budget(demo):
+    """Bandung's budget of the year as its finance user: a line per income
+    statement account spread over the months; actual against budget month
+    by month, the upstream bandwidth over its budget (BUDGET_FACTOR), the
+    service revenue planned"""
+    from tools.demo_data import BUDGET_FACTOR, EXPENSES
+    url, login, password = demo
+    client = RPCClient(url, 'isp_demo')
+    client.login('bdg_finance', password)
+    bandung = client.context['company']
+    budgets = client.call('model.account.budget.search_read', [], 0, None,
+        None, ['company', 'name'])
+    assert [b['company'] for b in budgets] == [bandung]
+    budget = budgets[0]['id']
+    lines = client.call('model.account.budget.line.search_read', [
+            ('budget', '=', budget), ('account', '!=', None)], 0, None, None,
+        ['account.code', 'total_amount', 'actual_amount', 'variance'])
+    by_code = {r['account.']['code']: r for r in lines}
+    (_, name, code, _, _, _, monthly), *_ = EXPENSES
+    assert _amount(by_code[code]['total_amount']) == pytest.approx(
+        -float(monthly * 12 * BUDGET_FACTOR['BW']))
+    revenue = [r for r in lines if _amount(r['total_amount']) > 0]
+    assert revenue and all(_amount(r['actual_amount']) > 0 for r in revenue)
+
+    months = client.call('model.account.budget.line.period.search_read', [
+            ('budget_line.budget', '=', budget),
+            ('budget_line.account.code', '=', code)], 0, None, None,
+        ['period.start_date', 'total_amount', 'actual_amount', 'variance'])
+    assert len(months) == 12
+    booked = [m for m in months if _amount(m['actual_amount'])]
+    for month in booked:
+        # a month's bandwidth invoice against a month's budget of it
+        assert _amount(month['actual_amount']) == -float(monthly)
+        assert _amount(month['variance']) == pytest.approx(
+            _amount(month['actual_amount']) - _amount(month['total_amount']))
+        assert _amount(month['variance']) < 0
+
+
 def test_demo_pays_online_and_reconnects(demo):
     """An isolated subscriber's overdue invoice is paid through its payment
     link: the demo server opens the payment at the fake Midtrans (303 to its

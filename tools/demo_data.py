@@ -38,6 +38,7 @@ connection in autocommit, and a transaction Tryton restarts to take a lock
 would keep what its first attempt wrote.
 """
 import argparse
+import collections
 import contextlib
 import datetime
 import json
@@ -502,6 +503,14 @@ INSTALLATION_EVERY = 3
 OPENING_CAPITAL = Decimal(250_000_000)
 #: IDR to a branch's currency, for the finance demo's amounts
 FINANCE_RATE = {'IDR': Decimal(1), 'KES': Decimal('0.008')}
+#: Each branch's budget of the year (isp_finance, account_budget): the
+#: expense categories' monthly amount (EXPENSES) x 12 x this factor (below
+#: 1: the bandwidth costs more than planned), the installations'
+#: (INSTALLATIONS x INSTALLATION_PRICE) x 12, and the service revenue
+#: invoiced so far in the year, a month on average x 12 x REVENUE_TARGET
+BUDGET_FACTOR = {'BW': Decimal('0.9'), 'EL': Decimal('1.1'),
+    'SAL': Decimal(1), 'TWR': Decimal(1), 'EQ': Decimal('1.2')}
+REVENUE_TARGET = Decimal('1.1')
 
 
 def finance_start(today):
@@ -602,6 +611,35 @@ def _branch_finance(pool, company, today, every):
     create_expense_invoices(entries)
     _assets(pool, company, start, today, rate, categories['EQ'],
         suppliers["Equipment Supplier"], method)
+    _budget(pool, company, today, rate, categories)
+
+
+def _budget(pool, company, today, rate, categories):
+    """The budget of the fiscal year of `today` (BUDGET_FACTOR,
+    REVENUE_TARGET), spread over its months by isp_finance's
+    setup_monthly, so that actual against budget shows real variances"""
+    Budget = pool.get('account.budget')
+    FiscalYear = pool.get('account.fiscalyear')
+    Template = pool.get('product.template')
+    from trytond.modules.isp_billing.branch_setup import revenue_account
+    fiscalyear = FiscalYear.find(company, date=today)
+    amounts = collections.Counter()
+    for code, _, _, _, _, _, amount in EXPENSES:
+        amounts[categories[code].account] -= company.currency.round(
+            amount * rate * 12 * BUDGET_FACTOR[code])
+    installation = Template.setup_other_income_products(
+        company)['installation']
+    amounts[installation.account_revenue_used] += company.currency.round(
+        INSTALLATIONS * INSTALLATION_PRICE * rate * 12)
+    revenue = revenue_account(company)
+    with Transaction().set_context(fiscalyear=fiscalyear.id):
+        invoiced = revenue.credit - revenue.debit
+    months = max(1, (today.year - fiscalyear.start_date.year) * 12
+        + today.month - fiscalyear.start_date.month + 1)
+    amounts[revenue] += company.currency.round(
+        invoiced / months * 12 * REVENUE_TARGET)
+    Budget.setup_monthly(company, fiscalyear, "Plan %s" % fiscalyear.name,
+        dict(amounts))
 
 
 def _opening_capital(pool, company, start, rate, method):

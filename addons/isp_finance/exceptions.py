@@ -13,3 +13,11 @@ class AssetValueError(UserError):
 
 class FinanceSetupError(UserError):
     "A branch's chart lacks an account the finance setup needs"
+
+
+class BudgetClosedError(UserError):
+    "A budget of a closed period or fiscal year is refused"
+
+
+class InvestmentError(UserError):
+    "An investment's scope, dates or cost items are refused"

@@ -472,6 +472,52 @@ def asset_update_attempts(data):
         ]
 
 
+def _budgets(data):
+    """({branch key: budget}, {branch key: fiscal year}) of Bandung and
+    Nairobi, each budget with a line, made once"""
+    pool = Pool()
+    Budget = pool.get('account.budget')
+    FiscalYear = pool.get('account.fiscalyear')
+    budgets, years = {}, {}
+    with Transaction().set_user(0):
+        for key in ['bdg', 'nbo']:
+            company = data[key]['company']
+            years[key] = FiscalYear.find(company)
+            budgets[key] = (Budget.search([('company', '=', company.id)])
+                or Budget.create([{'name': "Plan %s" % key,
+                            'company': company.id,
+                            'fiscalyear': years[key].id,
+                            'lines': [('create', [{'name': "Total"}])]}]))[0]
+    return budgets, years
+
+
+def _on(record):
+    return {'active_model': record.__name__, 'active_id': record.id,
+        'active_ids': [record.id]}
+
+
+def budget_copy_attempts(data):
+    """Copy Budget (account_budget, isp_finance's BranchWizardMixin) started
+    on Nairobi's budget, or copying Bandung's into Nairobi's fiscal year"""
+    budgets, years = _budgets(data)
+    return [
+        (_on(budgets['nbo']), [('start', {})]),
+        (_on(budgets['bdg']), [('copy', {'start': {
+                            'name': "Copy", 'factor': Decimal(1),
+                            'company': data['bdg']['company'].id,
+                            'fiscalyear': years['nbo'].id}})]),
+        ]
+
+
+def budget_periods_attempts(data):
+    "Create Periods started on a line of Nairobi's budget"
+    budgets, _ = _budgets(data)
+    line, = budgets['nbo'].lines
+    return [
+        (_on(line), [('start', {})]),
+        (_on(line), [('create_periods', {'start': {'method': 'evenly'}})]),
+        ]
+
 CASES = {
     'isp.branch.onboarding': onboarding_attempts,
     'isp.network.map.open': map_open_attempts,
@@ -485,6 +531,8 @@ CASES = {
     'isp.report.export': report_export_attempts,
     'isp.expense.enter': expense_enter_attempts,
     'account.asset.update': asset_update_attempts,
+    'account.budget.copy': budget_copy_attempts,
+    'account.budget.line.create_periods': budget_periods_attempts,
     }
 
 
