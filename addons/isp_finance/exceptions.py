@@ -17,3 +17,7 @@ class FinanceSetupError(UserError):
 
 class BudgetClosedError(UserError):
     "A budget of a closed period or fiscal year is refused"
+
+
+class InvestmentError(UserError):
+    "An investment's scope, dates or cost items are refused"
