@@ -591,6 +591,45 @@ def test_demo_budget(demo):
         assert _amount(month['variance']) < 0
 
 
+def test_demo_finance_investment(demo):
+    """Bandung's investment as its finance user: the core router (and the
+    invoice that bought it, counted once) and an equipment expense against
+    the revenue of the first router's services since they were activated,
+    with its ROI and payback"""
+    from tools.demo_data import ASSETS, EXPENSES
+    url, login, password = demo
+    client = RPCClient(url, 'isp_demo')
+    client.login('bdg_finance', password)
+    bandung = client.context['company']
+    investment, = client.call('model.isp.investment.search_read', [], 0,
+        None, None, ['company', 'name', 'router.code', 'start_date', 'cost',
+            'revenue', 'months', 'monthly_revenue', 'roi', 'payback_months',
+            'paid_back', 'assets', 'invoices'])
+    assert investment['company'] == bandung
+    assert investment['name'] == "Tower expansion CKP"
+    router_price, = [p for k, _, _, p in ASSETS if k == 'router']
+    equipment, = [(m, a) for c, _, _, _, _, m, a in EXPENSES if c == 'EQ']
+    cost = _amount(investment['cost'])
+    assert cost == float(router_price + equipment[0] * equipment[1])
+    assert len(investment['invoices']) == 2
+    lines = client.call('model.account.invoice.line.search_read', [
+            ('isp_service.router.code', '=', 'CKP'),
+            ('invoice.type', '=', 'out'),
+            ('invoice.state', 'in', ['posted', 'paid']),
+            ('invoice.invoice_date', '>=', investment['start_date']),
+            ], 0, None, None, ['amount'])
+    revenue = _amount(investment['revenue'])
+    assert revenue > 0
+    assert revenue == pytest.approx(sum(_amount(r['amount']) for r in lines))
+    monthly = _amount(investment['monthly_revenue'])
+    assert monthly == pytest.approx(revenue / max(investment['months'], 1))
+    assert _amount(investment['roi']) == pytest.approx(
+        (revenue - cost) / cost * 100, abs=0.01)
+    assert _amount(investment['payback_months']) == pytest.approx(
+        cost / monthly, abs=0.1)
+    assert investment['paid_back'] is (revenue >= cost)
+
+
 def test_demo_pays_online_and_reconnects(demo):
     """An isolated subscriber's overdue invoice is paid through its payment
     link: the demo server opens the payment at the fake Midtrans (303 to its

@@ -609,9 +609,43 @@ def _branch_finance(pool, company, today, every):
                     amount=company.currency.round(amount * rate * months),
                     description='%s %s' % (name, date.strftime('%Y-%m'))))
     create_expense_invoices(entries)
-    _assets(pool, company, start, today, rate, categories['EQ'],
+    assets = _assets(pool, company, start, today, rate, categories['EQ'],
         suppliers["Equipment Supplier"], method)
     _budget(pool, company, today, rate, categories)
+    _investment(pool, company, today, assets, categories['EQ'])
+
+
+def _investment(pool, company, today, assets, category):
+    """The branch's investment (isp_finance): its core router asset (and
+    the supplier invoice that bought it, counted once) and its latest
+    equipment expense, against the revenue of its first router's services
+    since they were activated (history_start): ROI and payback of the
+    subscribers' first month; none without routers (no simulators)"""
+    Investment = pool.get('isp.investment')
+    Invoice = pool.get('account.invoice')
+    Router = pool.get('isp.router')
+    routers = Router.search([('company', '=', company.id)],
+        order=[('id', 'ASC')], limit=1)
+    if not routers:
+        return
+    router, = routers
+    asset = assets[[key for key, *_ in ASSETS].index('router')]
+    expenses = Invoice.search([('company', '=', company.id),
+            ('type', '=', 'in'), ('state', 'in', ['posted', 'paid']),
+            ('isp_expense_category', '=', category.id),
+            ('lines.product', '=', None)],
+        order=[('invoice_date', 'DESC'), ('id', 'DESC')], limit=1)
+    Investment.create([{
+                'name': "Tower expansion %s" % router.code,
+                'company': company.id,
+                'start_date': history_start(today),
+                'scope': 'router', 'router': router.id,
+                'assets': [('add', [asset.id])],
+                'invoices': [('add', [asset.supplier_invoice_line.invoice.id]
+                        + [e.id for e in expenses])],
+                'notes': "The core router and its installation, paid back "
+                "by the subscribers it serves.",
+                }])
 
 
 def _budget(pool, company, today, rate, categories):
@@ -710,7 +744,7 @@ def _other_income(pool, company, start, today, rate, method):
 def _assets(pool, company, start, today, rate, category, supplier, method):
     """The ASSETS bought by `company` on the 20th of their month from
     `supplier`, paid with `method`, running and depreciated up to
-    `today`"""
+    `today`; returned in ASSETS' order"""
     Asset = pool.get('account.asset')
     Invoice = pool.get('account.invoice')
     Journal = pool.get('account.journal')
@@ -756,6 +790,7 @@ def _assets(pool, company, start, today, rate, category, supplier, method):
     Asset.save(assets)
     Asset.run(assets)
     Asset.create_moves(assets, today)
+    return assets
 
 
 def _add_months(date, months):
