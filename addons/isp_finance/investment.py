@@ -19,6 +19,7 @@ from trytond.tools import grouped_slice
 from trytond.transaction import Transaction
 
 from trytond.modules.isp_base.tenancy import (
+    BranchOnChangeMixin,
     BranchValuesMixin,
     check_companies,
 )
@@ -46,7 +47,8 @@ def whole_months(start, end):
     return delta.years * 12 + delta.months
 
 
-class Investment(BranchValuesMixin, ModelSQL, ModelView):
+class Investment(
+        BranchValuesMixin, BranchOnChangeMixin, ModelSQL, ModelView):
     """ISP Investment: the cost of a project (assets, supplier invoices)
     against the revenue of the services of the router or location it
     serves"""

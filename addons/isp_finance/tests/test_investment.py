@@ -335,6 +335,21 @@ class InvestmentTestCase(ClassSetupMixin, unittest.TestCase):
                 self.create(user, company, **values)
             self.assertNotIn("Nairobi", str(cm.exception))
         self.assertEqual(Investment.search([], count=True), count)
+        # the form's on_change with Nairobi's router, or on Nairobi's
+        # investment: refused (it would read them without the rules)
+        for values in [
+                {'company': company.id, 'scope': 'location',
+                    'router': nbo['routers'][0].id, 'location': None},
+                {'id': nbo['investment'].id, 'scope': 'location'}]:
+            with self.subTest(on_change=values), \
+                    self.assertRaises(BranchAccessError):
+                rpc(user, Investment, 'on_change', values, ['scope'],
+                    context={'company': company.id})
+        result = rpc(user, Investment, 'on_change', {
+                'company': company.id, 'scope': 'location',
+                'router': bdg['routers'][0].id, 'location': None},
+            ['scope'], context={'company': company.id})
+        self.assertEqual(result['router'], None)
         # a Bandung investment given Nairobi's asset afterwards: refused
         investment = self.create(user, company, **own)
         with refused(), self.assertRaises(BranchAccessError):
