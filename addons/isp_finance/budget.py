@@ -167,7 +167,8 @@ class BudgetLinePeriod(VarianceMixin, metaclass=PoolMeta):
         cursor = Transaction().connection.cursor()
         table = cls.__table__()
         totals = defaultdict(Decimal)
-        for sub_ids in grouped_slice({p.budget_line.id for p in periods}):
+        for sub_ids in grouped_slice(
+                sorted({p.budget_line.id for p in periods}), 1000):
             cursor.execute(*table.select(table.budget_line, table.ratio,
                     where=fields.SQL_OPERATORS['in'](
                         table.budget_line, sub_ids)))

@@ -53,7 +53,7 @@ class Company(metaclass=PoolMeta):
                 continue
             table = Model.__table__()
             own = set()
-            for sub_ids in grouped_slice([c.id for c in companies]):
+            for sub_ids in grouped_slice([c.id for c in companies], 1000):
                 where = (SQL_OPERATORS['in'](table.company, list(sub_ids))
                     & (table.active == Literal(True)))
                 if extra:

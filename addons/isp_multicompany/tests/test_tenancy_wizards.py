@@ -764,7 +764,7 @@ class TenancyWizardsTestCase(ClassSetupMixin, unittest.TestCase):
         pool = Pool()
         for name in ['isp.service', 'isp.service.register.start',
                 'isp.router.import.start', 'account.invoice.line',
-                'isp.helpdesk.ticket']:
+                'isp.helpdesk.ticket', 'isp.investment']:
             self.assertTrue(
                 issubclass(pool.get(name), BranchOnChangeMixin), msg=name)
 
