@@ -266,8 +266,8 @@ class BudgetTestCase(ClassSetupMixin, unittest.TestCase):
     def test_closed_period_refused(self):
         """Once January is closed its budget is kept as it was: its month
         cannot change, nor the line amounts that spread over it, nor be
-        deleted (nor the budget); open months still can; a closed fiscal year takes no
-        budget"""
+        deleted (nor the budget); open months still can; a closed fiscal
+        year takes no budget"""
         pool = Pool()
         Budget = pool.get('account.budget')
         FiscalYear = pool.get('account.fiscalyear')
