@@ -9,6 +9,7 @@
   of no SQL of their own (a thousand registrations through the same code,
   every route with every hostile body), run once, on the production
   database, not twice (scripts/test runs each module on both backends);
+  and the scenarios on PostgreSQL (run once, on SQLite);
 - collects `addons/*/tests/scenario*.rst` as one pytest item per scenario (and
   per configuration of its `.json` file), run through doctest with Tryton's own
   setup, teardown, checker and option flags (`load_doc_tests` is a unittest
@@ -112,14 +113,22 @@ def pytest_collection_finish(session):
 
 
 def pytest_collection_modifyitems(config, items):
-    "Deselect the `postgresql_only` tests when the backend is not PostgreSQL"
+    """Deselect the `postgresql_only` tests when the backend is not
+    PostgreSQL, and the scenarios when it is: a scenario is a user's walk
+    through the client (proteus) of code whose SQL the module's test classes
+    run on both backends; it runs once, on SQLite (the module tests' fast
+    backend), not twice"""
     uri = os.environ.get('TRYTOND_DATABASE_URI', '')
-    if not uri or uri.startswith('postgresql'):
+    if not uri:
         return
+    postgresql = uri.startswith('postgresql')
     kept, deselected = [], []
     for item in items:
-        (deselected if item.get_closest_marker('postgresql_only')
-            else kept).append(item)
+        if postgresql:
+            drop = isinstance(item, ScenarioItem)
+        else:
+            drop = bool(item.get_closest_marker('postgresql_only'))
+        (deselected if drop else kept).append(item)
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = kept
